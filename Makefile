@@ -1,0 +1,57 @@
+# Everyday commands. `make run` and `make test` are the two that must always work on a fresh
+# machine with Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The embedded default: SQLite under var/, eager tasks, DEBUG on. Production sets its own env.
+export DEBUG ?= true
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-smoke lint format worker beat migrate seed clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	$(PY) manage.py seed_demo --if-empty
+	@echo "Debrief is starting on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast subset that CI also runs against the embedded SQLite default.
+test-smoke: install
+	$(PY) -m pytest -m smoke $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+worker: install
+	$(VENV)/bin/celery -A crm_site worker -l info
+
+beat: install
+	$(VENV)/bin/celery -A crm_site beat -l info
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3* var/staticfiles

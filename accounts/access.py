@@ -1,0 +1,78 @@
+"""
+Who may see or change what. Every view goes through these helpers (or a selector built on
+them) so that scoping rules live in one place.
+
+- Administrators see everything.
+- Managers see the teams they manage, the people in them and (later apps) those people's deals.
+- Reps see their own team and their own deals.
+
+Customer records (companies, contacts) are shared across the organisation: everyone needs the
+customer's history before a call.
+"""
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from accounts.models import Role, Team, User
+
+
+def teams_visible_to(user: User) -> QuerySet[Team]:
+    """Teams whose pages and reports the user may open."""
+    if user.role == Role.ADMIN:
+        return Team.objects.all()
+    if user.role == Role.MANAGER:
+        return Team.objects.filter(managers=user)
+    return Team.objects.filter(pk=user.team_id) if user.team_id else Team.objects.none()
+
+
+def users_visible_to(user: User) -> QuerySet[User]:
+    """People whose deals the user may see: themselves, plus their managed teams' members."""
+    if user.role == Role.ADMIN:
+        return User.objects.all()
+    if user.role == Role.MANAGER:
+        return User.objects.filter(Q(pk=user.pk) | Q(team__managers=user)).distinct()
+    return User.objects.filter(pk=user.pk)
+
+
+def owner_q(user: User, field: str = "owner") -> Q:
+    """
+    A filter for rows owned by people the user may see, e.g. deals:
+    `Opportunity.objects.filter(owner_q(user))`. Built without a subquery join for reps, the
+    common and hot case.
+    """
+    if user.role == Role.ADMIN:
+        return Q()
+    if user.role == Role.MANAGER:
+        team_ids = list(user.managed_teams.values_list("pk", flat=True))
+        return Q(**{f"{field}_id": user.pk}) | Q(**{f"{field}__team_id__in": team_ids})
+    return Q(**{f"{field}_id": user.pk})
+
+
+def can_act_for(actor: User, owner: User) -> bool:
+    """Whether actor may change something owned by owner (a deal, a plan entry)."""
+    if not actor.is_active:
+        return False
+    if actor.role == Role.ADMIN or actor.pk == owner.pk:
+        return True
+    if actor.role == Role.MANAGER and owner.team_id:
+        return actor.managed_teams.filter(pk=owner.team_id).exists()
+    return False
+
+
+def manages(manager: User, user: User) -> bool:
+    """Whether manager manages user's team (used for approvals: an admin counts too)."""
+    if manager.role == Role.ADMIN:
+        return True
+    return (
+        manager.role == Role.MANAGER
+        and user.team_id is not None
+        and manager.managed_teams.filter(pk=user.team_id).exists()
+    )
+
+
+def get_or_404(queryset: QuerySet, **lookup):
+    """Fetch one row from an already-scoped queryset; out of scope and missing look the same."""
+    try:
+        return queryset.get(**lookup)
+    except queryset.model.DoesNotExist as exc:
+        raise Http404("Not found") from exc

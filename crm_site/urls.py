@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from accounts.urls import auth_urlpatterns
+from crm_site import health, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
+    path("accounts/", include(auth_urlpatterns)),
+    path("", include("accounts.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,100 @@
+"""
+Personas used across the suite (like healthchecks' alice / bob / charlie):
+
+- rep: Riley, a rep in team North.
+- teammate: another rep in North.
+- other_rep: a rep in team South.
+- manager: manages North.
+- other_manager: manages South.
+- admin: runs the Django admin.
+"""
+
+import os
+
+import pytest
+from django.db import connection
+
+from accounts.models import Role
+from tests.factories import ManagerFactory, TeamFactory, UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _unavailable(reason: str):
+    """Skip on a developer machine; fail in CI, where every service must be there."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: a test that needs a service fails instead of skipping)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _require_services(request, settings):
+    if request.node.get_closest_marker("needs_postgres") and connection.vendor != "postgresql":
+        _unavailable("needs PostgreSQL: set DATABASE_URL")
+    if request.node.get_closest_marker("needs_redis") and not settings.REDIS_URL:
+        _unavailable("needs Redis: set REDIS_URL")
+
+
+@pytest.fixture(autouse=True)
+def _fast_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def north(db):
+    return TeamFactory(name="North")
+
+
+@pytest.fixture
+def south(db):
+    return TeamFactory(name="South")
+
+
+@pytest.fixture
+def rep(north):
+    return UserFactory(email="riley@example.com", full_name="Riley Rep", team=north)
+
+
+@pytest.fixture
+def teammate(north):
+    return UserFactory(email="tess@example.com", full_name="Tess Teammate", team=north)
+
+
+@pytest.fixture
+def other_rep(south):
+    return UserFactory(email="oscar@example.com", full_name="Oscar Other", team=south)
+
+
+@pytest.fixture
+def manager(north):
+    return ManagerFactory(email="maya@example.com", full_name="Maya Manager", manages=[north])
+
+
+@pytest.fixture
+def other_manager(south):
+    return ManagerFactory(email="noah@example.com", full_name="Noah Other", manages=[south])
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(email="ada@example.com", full_name="Ada Admin", role=Role.ADMIN, team=None)
+
+
+def client_for(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def rep_client(client, rep):
+    return client_for(client, rep)
+
+
+@pytest.fixture
+def manager_client(client, manager):
+    return client_for(client, manager)
+
+
+@pytest.fixture
+def admin_client_(client, admin_user):
+    return client_for(client, admin_user)
