@@ -269,3 +269,5 @@ DEBRIEF_DEMO_STEPS = [
     "accounts.demo.seed",
 ]
 DEBRIEF_DEMO_PASSWORD = "debrief-demo-2026"
+# Phone numbers without a country prefix are read as numbers of this region (ISO 3166 code).
+DEBRIEF_PHONE_REGION = env_str("DEBRIEF_PHONE_REGION", "GB")

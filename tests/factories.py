@@ -39,3 +39,100 @@ class ManagerFactory(UserFactory):
     def manages(obj, create, extracted, **kwargs):
         if create and extracted:
             obj.managed_teams.add(*extracted)
+
+
+# --- customers ---------------------------------------------------------------------------------
+import datetime  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+from django.utils import timezone  # noqa: E402
+
+from customers.models import Company, Contact, Region, Segment, SizeBand  # noqa: E402
+from opportunities.models import (  # noqa: E402
+    Competitor,
+    Opportunity,
+    Product,
+    ProductLine,
+    Stage,
+    StageChange,
+)
+
+
+class CompanyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Company
+
+    name = factory.Sequence(lambda n: f"Company {n} Ltd")
+    domain = factory.Sequence(lambda n: f"company{n}.example")
+    segment = Segment.SOFTWARE
+    size_band = SizeBand.MID
+    region = Region.UK
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Contact
+
+    company = factory.SubFactory(CompanyFactory)
+    full_name = factory.Faker("name")
+    title = "Head of Operations"
+    email = factory.Sequence(lambda n: f"contact{n}@customer.example")
+    phone = factory.Sequence(lambda n: f"+44 20 7946 {n % 10000:04d}")
+
+
+# --- opportunities -----------------------------------------------------------------------------
+class ProductLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ProductLine
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Line {n}")
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    line = factory.SubFactory(ProductLineFactory)
+    name = factory.Sequence(lambda n: f"Product {n}")
+
+
+class CompetitorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Competitor
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Competitor {n}")
+
+
+class OpportunityFactory(factory.django.DjangoModelFactory):
+    """A deal whose contact works at its company. Closed stages get a closed date."""
+
+    class Meta:
+        model = Opportunity
+
+    company = factory.SubFactory(CompanyFactory)
+    contact = factory.SubFactory(ContactFactory, company=factory.SelfAttribute("..company"))
+    product = factory.SubFactory(ProductFactory)
+    owner = factory.SubFactory(UserFactory)
+    title = factory.Sequence(lambda n: f"Deal {n}")
+    amount = Decimal("12000.00")
+    stage = Stage.PROPOSAL
+    expected_close_date = factory.LazyFunction(
+        lambda: timezone.localdate() + datetime.timedelta(days=30)
+    )
+    closed_date = factory.LazyAttribute(
+        lambda o: (
+            timezone.localdate() if o.stage in (Stage.WON, Stage.LOST, Stage.NO_DECISION) else None
+        )
+    )
+
+
+class StageChangeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StageChange
+
+    opportunity = factory.SubFactory(OpportunityFactory)
+    from_stage = Stage.PROSPECTING
+    to_stage = Stage.QUALIFICATION
+    changed_by = factory.SelfAttribute("opportunity.owner")
