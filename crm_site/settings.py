@@ -267,6 +267,8 @@ LOGGING = {
 # seed_demo runs these steps in order; each later app adds its own (accounts -> ... -> insights).
 DEBRIEF_DEMO_STEPS = [
     "accounts.demo.seed",
+    "customers.demo.seed",
+    "opportunities.demo.seed",
 ]
 DEBRIEF_DEMO_PASSWORD = "debrief-demo-2026"
 # Phone numbers without a country prefix are read as numbers of this region (ISO 3166 code).

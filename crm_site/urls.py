@@ -9,5 +9,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include(auth_urlpatterns)),
     path("", include("accounts.urls")),
+    path("", include("customers.urls")),
+    path("", include("opportunities.urls")),
     path("admin/", admin.site.urls),
 ]
