@@ -1,10 +1,8 @@
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
-
-from accounts import selectors as account_selectors
+from django.shortcuts import redirect
 
 
 @login_required
 def home(request):
-    teams = account_selectors.teams_for_page(request.user)
-    return render(request, "home.html", {"teams": teams})
+    """Everyone starts from their own plan: the next steps they set themselves."""
+    return redirect("opportunities:plan")

@@ -108,7 +108,7 @@ def test_create_superuser_is_an_admin():
 
 
 def test_base_layout_sends_csrf_on_htmx_requests_and_serves_htmx_locally(rep_client):
-    content = rep_client.get(reverse("home")).content.decode()
+    content = rep_client.get(reverse("home"), follow=True).content.decode()
     assert 'hx-headers=\'{"X-CSRFToken": "' in content
     assert "/static/vendor/htmx-" in content
     assert "https://" not in content.split("<body")[0]

@@ -1,0 +1,271 @@
+import datetime
+import zoneinfo
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from opportunities.models import Opportunity, Stage, StageChange
+from opportunities.selectors import BOARD_CARDS_PER_STAGE
+from tests.factories import CompanyFactory, OpportunityFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+# A Wednesday; the week ends on Sunday 29 November.
+WEDNESDAY = datetime.datetime(2026, 11, 25, 10, 0, tzinfo=zoneinfo.ZoneInfo("Europe/London"))
+
+
+def _bulk_deals(owner, n, **fields):
+    company = CompanyFactory()
+    product = ProductFactory()
+    today = datetime.date(2026, 11, 25)
+    stages = [Stage.PROSPECTING, Stage.QUALIFICATION, Stage.PROPOSAL, Stage.NEGOTIATION]
+    Opportunity.objects.bulk_create(
+        Opportunity(
+            company=company,
+            product=product,
+            owner=owner,
+            title=f"Bulk {i}",
+            amount=1000 + i,
+            stage=fields.get("stage", stages[i % 4]),
+            expected_close_date=today + datetime.timedelta(days=i % 90),
+            next_step=f"Step {i}" if i % 2 else "",
+            next_step_due=today + datetime.timedelta(days=(i % 20) - 5) if i % 2 else None,
+        )
+        for i in range(n)
+    )
+
+
+# --- board -------------------------------------------------------------------------------------
+
+
+@pytest.mark.smoke
+def test_board_shows_a_column_per_open_stage_with_own_deals_only(rep_client, rep, teammate):
+    mine = OpportunityFactory(owner=rep, stage=Stage.QUALIFICATION, title="Mine")
+    OpportunityFactory(owner=teammate, stage=Stage.QUALIFICATION, title="Teammate's")
+    OpportunityFactory(owner=rep, stage=Stage.WON, title="Closed one")
+    response = rep_client.get(reverse("opportunities:board"))
+    assert response.status_code == 200
+    columns = response.context["board"]
+    assert [c["stage"] for c in columns] == [
+        "prospecting",
+        "qualification",
+        "proposal",
+        "negotiation",
+    ]
+    assert columns[1]["cards"] == [mine] and columns[1]["count"] == 1
+    content = response.content.decode()
+    assert "Teammate&#x27;s" not in content and "Closed one" not in content
+
+
+def test_manager_board_shows_team_deals_not_other_teams(manager_client, rep, other_rep):
+    OpportunityFactory(owner=rep, title="North deal")
+    OpportunityFactory(owner=other_rep, title="South deal")
+    content = manager_client.get(reverse("opportunities:board")).content.decode()
+    assert "North deal" in content and "South deal" not in content
+
+
+def test_board_caps_cards_per_column_and_links_to_the_rest(rep_client, rep):
+    _bulk_deals(rep, BOARD_CARDS_PER_STAGE + 5, stage=Stage.PROPOSAL)
+    column = rep_client.get(reverse("opportunities:board")).context["board"][2]
+    assert len(column["cards"]) == BOARD_CARDS_PER_STAGE
+    assert column["count"] == BOARD_CARDS_PER_STAGE + 5 and column["hidden"] == 5
+    closing = [card.expected_close_date for card in column["cards"]]
+    assert closing == sorted(closing)
+
+
+def test_htmx_move_returns_the_board_fragment_and_records_who_and_when(rep_client, rep):
+    deal = OpportunityFactory(owner=rep, stage=Stage.PROSPECTING)
+    response = rep_client.post(
+        reverse("opportunities:move", args=[deal.pk]), {"to": "qualification"}, **HTMX
+    )
+    assert response.status_code == 200
+    assert b"<html" not in response.content and b'id="board"' in response.content
+    deal.refresh_from_db()
+    assert deal.stage == Stage.QUALIFICATION
+    change = StageChange.objects.get(opportunity=deal)
+    assert change.changed_by == rep and change.from_stage == Stage.PROSPECTING
+
+
+def test_plain_move_redirects_back_to_the_board(rep_client, rep):
+    deal = OpportunityFactory(owner=rep, stage=Stage.PROSPECTING)
+    response = rep_client.post(reverse("opportunities:move", args=[deal.pk]), {"to": "proposal"})
+    assert response.status_code == 302 and response.url == reverse("opportunities:board")
+
+
+@pytest.mark.parametrize("target", ["won", "lost", "bogus", ""])
+def test_board_cannot_close_or_invent_stages(rep_client, rep, target):
+    deal = OpportunityFactory(owner=rep, stage=Stage.PROPOSAL)
+    response = rep_client.post(
+        reverse("opportunities:move", args=[deal.pk]), {"to": target}, **HTMX
+    )
+    assert response.status_code == 422
+    assert b"open stages" in response.content
+    deal.refresh_from_db()
+    assert deal.stage == Stage.PROPOSAL and not StageChange.objects.exists()
+
+
+def test_moving_a_closed_deal_is_refused(rep_client, rep):
+    deal = OpportunityFactory(owner=rep, stage=Stage.LOST)
+    response = rep_client.post(
+        reverse("opportunities:move", args=[deal.pk]), {"to": "proposal"}, **HTMX
+    )
+    assert response.status_code == 422
+    deal.refresh_from_db()
+    assert deal.stage == Stage.LOST
+
+
+def test_rep_cannot_move_teammates_deal_by_forged_id(rep_client, teammate):
+    deal = OpportunityFactory(owner=teammate, stage=Stage.PROSPECTING)
+    response = rep_client.post(reverse("opportunities:move", args=[deal.pk]), {"to": "proposal"})
+    assert response.status_code == 404
+    deal.refresh_from_db()
+    assert deal.stage == Stage.PROSPECTING
+
+
+def test_manager_moves_team_deal_but_not_another_teams(
+    manager_client, other_manager, client, rep, other_rep
+):
+    mine = OpportunityFactory(owner=rep, stage=Stage.PROSPECTING)
+    theirs = OpportunityFactory(owner=other_rep, stage=Stage.PROSPECTING)
+    url = reverse("opportunities:move", args=[theirs.pk])
+    assert manager_client.post(url, {"to": "proposal"}).status_code == 404
+    url = reverse("opportunities:move", args=[mine.pk])
+    assert manager_client.post(url, {"to": "proposal"}).status_code == 302
+    mine.refresh_from_db()
+    assert mine.stage == Stage.PROPOSAL
+
+
+def test_move_is_post_only(rep_client, rep):
+    deal = OpportunityFactory(owner=rep)
+    assert rep_client.get(reverse("opportunities:move", args=[deal.pk])).status_code == 405
+
+
+def test_board_query_count_does_not_grow_with_deals(rep_client, rep):
+    counts = []
+    for n in (50, 500):
+        _bulk_deals(rep, n - Opportunity.objects.filter(owner=rep).count())
+        for headers in ({}, HTMX):
+            with CaptureQueriesContext(connection) as queries:
+                assert rep_client.get(reverse("opportunities:board"), **headers).status_code == 200
+            counts.append(len(queries))
+    assert counts[0] == counts[2] and counts[1] == counts[3], counts
+    assert counts[0] <= 5, counts
+
+
+# --- plan --------------------------------------------------------------------------------------
+
+
+@time_machine.travel(WEDNESDAY)
+def test_plan_groups_next_steps_by_due_date(rep_client, rep):
+    overdue = OpportunityFactory(
+        owner=rep, next_step="Chase", next_step_due=datetime.date(2026, 11, 20)
+    )
+    today = OpportunityFactory(
+        owner=rep, next_step="Demo", next_step_due=datetime.date(2026, 11, 25)
+    )
+    sunday = OpportunityFactory(
+        owner=rep, next_step="Send", next_step_due=datetime.date(2026, 11, 29)
+    )
+    monday = OpportunityFactory(
+        owner=rep, next_step="Call", next_step_due=datetime.date(2026, 11, 30)
+    )
+    unplanned = OpportunityFactory(owner=rep)
+    OpportunityFactory(
+        owner=rep, stage=Stage.WON, next_step="old", next_step_due=datetime.date(2026, 11, 1)
+    )
+    plan = rep_client.get(reverse("opportunities:plan")).context["plan"]
+    assert plan["overdue"] == [overdue]
+    assert plan["this_week"] == [today, sunday]
+    assert plan["later"] == [monday]
+    assert plan["unplanned"] == [unplanned]
+
+
+@pytest.mark.smoke
+def test_plan_shows_only_the_users_own_deals(manager_client, manager, rep):
+    OpportunityFactory(owner=rep, next_step="Rep's step", next_step_due=datetime.date(2026, 12, 1))
+    own = OpportunityFactory(
+        owner=manager, next_step="Own step", next_step_due=datetime.date(2026, 12, 1)
+    )
+    response = manager_client.get(reverse("opportunities:plan"))
+    content = response.content.decode()
+    assert "Own step" in content and "Rep&#x27;s step" not in content
+    assert own in response.context["plan"]["later"] + response.context["plan"]["this_week"]
+
+
+def test_home_opens_the_plan(rep_client):
+    response = rep_client.get(reverse("home"))
+    assert response.status_code == 302 and response.url == reverse("opportunities:plan")
+
+
+def test_empty_plan_says_what_to_do(rep_client):
+    assert b"Create your first opportunity" in rep_client.get(reverse("opportunities:plan")).content
+
+
+def test_inline_edit_form_then_save_rerenders_the_plan(rep_client, rep):
+    deal = OpportunityFactory(owner=rep, next_step="Old", next_step_due=datetime.date(2026, 12, 1))
+    url = reverse("opportunities:next_step", args=[deal.pk])
+    form = rep_client.get(url, **HTMX)
+    assert form.status_code == 200 and b'name="next_step"' in form.content
+    assert b"<html" not in form.content
+    response = rep_client.post(
+        url, {"next_step": " Book workshop ", "next_step_due": "2026-12-10"}, **HTMX
+    )
+    assert response.status_code == 200 and b'id="plan"' in response.content
+    deal.refresh_from_db()
+    assert (deal.next_step, deal.next_step_due) == ("Book workshop", datetime.date(2026, 12, 10))
+
+
+def test_inline_edit_due_date_without_step_is_refused(rep_client, rep):
+    deal = OpportunityFactory(owner=rep, next_step="Old", next_step_due=datetime.date(2026, 12, 1))
+    url = reverse("opportunities:next_step", args=[deal.pk])
+    response = rep_client.post(url, {"next_step": "  ", "next_step_due": "2026-12-10"}, **HTMX)
+    assert response.status_code == 422
+    assert response["HX-Retarget"] == f"#deal-{deal.pk}"
+    assert b"not only when" in response.content
+    deal.refresh_from_db()
+    assert deal.next_step == "Old"
+
+
+def test_inline_edit_rejects_a_bad_date(rep_client, rep):
+    deal = OpportunityFactory(owner=rep)
+    url = reverse("opportunities:next_step", args=[deal.pk])
+    response = rep_client.post(url, {"next_step": "Call", "next_step_due": "31/02/2026"})
+    assert response.status_code == 422 and b"Enter a valid date" in response.content
+    deal.refresh_from_db()
+    assert deal.next_step == ""
+
+
+def test_next_step_of_teammates_deal_is_404(rep_client, teammate):
+    deal = OpportunityFactory(owner=teammate)
+    url = reverse("opportunities:next_step", args=[deal.pk])
+    assert rep_client.get(url).status_code == 404
+    assert rep_client.post(url, {"next_step": "Hijack"}).status_code == 404
+    deal.refresh_from_db()
+    assert deal.next_step == ""
+
+
+def test_next_step_of_closed_deal_is_404(rep_client, rep):
+    deal = OpportunityFactory(owner=rep, stage=Stage.WON)
+    assert rep_client.get(reverse("opportunities:next_step", args=[deal.pk])).status_code == 404
+
+
+def test_plain_post_saves_and_redirects_to_plan(rep_client, rep):
+    deal = OpportunityFactory(owner=rep)
+    url = reverse("opportunities:next_step", args=[deal.pk])
+    response = rep_client.post(url, {"next_step": "Call CFO", "next_step_due": "2026-12-02"})
+    assert response.status_code == 302 and response.url == reverse("opportunities:plan")
+
+
+@time_machine.travel(WEDNESDAY)
+def test_plan_query_count_does_not_grow_with_deals(rep_client, rep):
+    counts = []
+    for n in (50, 500):
+        _bulk_deals(rep, n - Opportunity.objects.filter(owner=rep).count())
+        with CaptureQueriesContext(connection) as queries:
+            assert rep_client.get(reverse("opportunities:plan")).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+    assert counts[0] <= 4, counts
