@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "accounts",
     "customers",
     "opportunities",
+    "reflections",
 ]
 
 MIDDLEWARE = [
@@ -273,3 +274,5 @@ DEBRIEF_DEMO_STEPS = [
 DEBRIEF_DEMO_PASSWORD = "debrief-demo-2026"
 # Phone numbers without a country prefix are read as numbers of this region (ISO 3166 code).
 DEBRIEF_PHONE_REGION = env_str("DEBRIEF_PHONE_REGION", "GB")
+# How long the author may amend a reflection after submitting it.
+DEBRIEF_REFLECTION_EDIT_DAYS = env_int("DEBRIEF_REFLECTION_EDIT_DAYS", 14)
