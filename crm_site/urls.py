@@ -11,5 +11,6 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("customers.urls")),
     path("", include("opportunities.urls")),
+    path("", include("reflections.urls")),
     path("admin/", admin.site.urls),
 ]

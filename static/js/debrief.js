@@ -1,0 +1,35 @@
+// Small behaviours shared by every page. Everything works without this file; it only adds
+// keyboard comfort to the inline dialogs that htmx opens in #modal.
+(function () {
+  function modal() { return document.getElementById("modal"); }
+
+  function closeModal() {
+    const slot = modal();
+    if (slot) slot.innerHTML = "";
+  }
+
+  document.addEventListener("click", (event) => {
+    const trigger = event.target.closest("[data-dismiss-modal]");
+    if (trigger && modal() && modal().contains(trigger)) {
+      event.preventDefault();
+      closeModal();
+    }
+  });
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && modal() && modal().children.length) closeModal();
+  });
+
+  // Focus the first answer when a dialog opens, so the keyboard can go straight on.
+  document.addEventListener("htmx:afterSwap", (event) => {
+    if (event.detail.target && event.detail.target.id === "modal") {
+      const first = event.detail.target.querySelector(
+        ".field-error, input:not([type=hidden]), select, textarea"
+      );
+      const input = first && first.classList.contains("field-error")
+        ? first.closest(".field").querySelector("input, select, textarea")
+        : first;
+      if (input) input.focus();
+    }
+  });
+})();
