@@ -345,3 +345,22 @@ def prompt_set_revise(*, prompt_set: PromptSet) -> PromptSet:
         for q in prompt_set.questions.order_by("order", "id")
     )
     return new
+
+
+@transaction.atomic
+def reason_merge(*, reason: Reason, into: Reason) -> Reason:
+    """
+    Retire `reason` and count it under `into` from now on, so that trends stay continuous.
+    Answers keep pointing at the original reason: history is never rewritten.
+    """
+    if reason.pk == into.pk:
+        raise ValidationError("A reason cannot be merged into itself.")
+    if reason.outcome != into.outcome:
+        raise ValidationError("Reasons can only be merged within the same outcome.")
+    if not into.active or into.merged_into_id is not None:
+        raise ValidationError(f"“{into.label}” is retired; merge into an active reason.")
+    reason.active = False
+    reason.merged_into = into
+    reason.save(update_fields=["active", "merged_into"])
+    Reason.objects.filter(merged_into=reason).update(merged_into=into)
+    return reason
