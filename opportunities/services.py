@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts import access
 from accounts.models import User
+from customers import suppression
 from customers.models import Company, Contact
 from opportunities.models import (
     OPEN_STAGES,
@@ -23,21 +24,27 @@ from opportunities.models import (
 )
 
 
-def pitch_block_reason(
+def pitch_verdict(
     *,
     company: Company,
     contact: Contact | None,
     product: Product,
     opportunity: Opportunity | None = None,
-) -> str | None:
+    requester: User | None = None,
+) -> suppression.Verdict:
     """
-    Why this company / contact may not be pitched this product now, or None when it may.
-
-    This is the single enforcement hook for contact suppression: create, edit and reopen all
-    call it. The suppression rules (customers.suppression) plug in here; until they exist
-    nothing is blocked.
+    The suppression verdict for pitching this product to this company / contact today. This
+    is the single enforcement hook: create, edit and reopen all call it. An override a
+    manager approved for the requester (or for this very deal) lets the pitch through.
     """
-    return None
+    return suppression.check(
+        company_id=company.pk,
+        contact_id=contact.pk if contact else None,
+        product_id=product.pk,
+        product_line_id=product.line_id,
+        opportunity_id=opportunity.pk if opportunity else None,
+        requester_id=requester.pk if requester else None,
+    )
 
 
 def _check_owner(actor: User, owner: User) -> None:
@@ -59,12 +66,17 @@ def _check_next_step(next_step: str, next_step_due: datetime.date | None) -> Non
         raise ValidationError({"next_step": "Say what the next step is, not only when."})
 
 
-def _check_block(company, contact, product, opportunity=None) -> None:
-    reason = pitch_block_reason(
-        company=company, contact=contact, product=product, opportunity=opportunity
+def _check_block(company, contact, product, owner, opportunity=None) -> suppression.Verdict:
+    verdict = pitch_verdict(
+        company=company,
+        contact=contact,
+        product=product,
+        opportunity=opportunity,
+        requester=owner,
     )
-    if reason:
-        raise ValidationError(reason, code="suppressed")
+    if verdict.blocked:
+        raise ValidationError(verdict.message, code="suppressed")
+    return verdict
 
 
 def _record_stage(opportunity: Opportunity, from_stage: str, actor: User) -> None:
@@ -102,7 +114,7 @@ def opportunity_create(
         raise ValidationError({"stage": "A new deal starts in an open stage."})
     if amount < 0:
         raise ValidationError({"amount": "The amount cannot be negative."})
-    _check_block(company, contact, product)
+    verdict = _check_block(company, contact, product, owner)
     opportunity = Opportunity(
         company=company,
         contact=contact,
@@ -119,6 +131,7 @@ def opportunity_create(
     )
     opportunity.full_clean()
     opportunity.save()
+    suppression.use_override(verdict, opportunity.pk)
     _record_stage(opportunity, "", actor)
     return opportunity
 
@@ -172,12 +185,15 @@ def opportunity_update(*, actor: User, opportunity: Opportunity, **changes) -> O
         raise ValidationError({"stage": "Close a deal with its reflection, not by editing it."})
     _check_parties(locked.company, locked.contact, locked.product)
     _check_next_step(locked.next_step, locked.next_step_due)
+    verdict = None
     if (locked.company_id, locked.contact_id, locked.product_id) != pitched:
-        _check_block(locked.company, locked.contact, locked.product, locked)
+        verdict = _check_block(locked.company, locked.contact, locked.product, locked.owner, locked)
     locked.title = locked.title.strip()
     locked.next_step = locked.next_step.strip()
     locked.full_clean()
     locked.save()
+    if verdict is not None:
+        suppression.use_override(verdict, locked.pk)
     if locked.stage != old_stage:
         _record_stage(locked, old_stage, actor)
     return locked

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts import access
 from accounts.models import User
+from customers import suppression
 from opportunities import services as opportunity_services
 from opportunities.models import OPEN_STAGES, Competitor, Opportunity, Stage, StageChange
 from reflections import selectors, signals
@@ -206,6 +207,7 @@ def opportunity_close(
         closed_date=closed_on,
     )
     _save_answers(reflection, checked.answers)
+    suppression.derive_for_close(opportunity=locked, outcome=outcome, closed_on=closed_on)
     signals.reflection_submitted.send(sender=Reflection, reflection=reflection, created=True)
     return reflection
 
@@ -229,11 +231,18 @@ def opportunity_reopen(*, actor: User, opportunity: Opportunity) -> Opportunity:
     locked = _lock(actor, opportunity.pk)
     if locked.is_open:
         raise ValidationError("This deal is already open.")
-    reason = opportunity_services.pitch_block_reason(
-        company=locked.company, contact=locked.contact, product=locked.product, opportunity=locked
+    # The deal's own suppressions end with its reopening; any other one still blocks it.
+    suppression.lift_for_reopen(opportunity=locked, actor=actor)
+    verdict = opportunity_services.pitch_verdict(
+        company=locked.company,
+        contact=locked.contact,
+        product=locked.product,
+        opportunity=locked,
+        requester=locked.owner,
     )
-    if reason:
-        raise ValidationError(reason, code="suppressed")
+    if verdict.blocked:
+        raise ValidationError(verdict.message, code="suppressed")
+    suppression.use_override(verdict, locked.pk)
     old_stage = locked.stage
     locked.stage = _last_open_stage(locked)
     locked.closed_date = None

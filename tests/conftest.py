@@ -15,7 +15,8 @@ import pytest
 from django.db import connection
 
 from accounts.models import Role
-from tests.factories import ManagerFactory, TeamFactory, UserFactory
+from reflections.models import PromptSet
+from tests.factories import CompetitorFactory, ManagerFactory, TeamFactory, UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -98,3 +99,14 @@ def manager_client(client, manager):
 @pytest.fixture
 def admin_client_(client, admin_user):
     return client_for(client, admin_user)
+
+
+@pytest.fixture
+def lost_set(db):
+    """The default lost prompt set from the data migration."""
+    return PromptSet.objects.get(family="default-lost", active=True)
+
+
+@pytest.fixture
+def competitor(db):
+    return CompetitorFactory(name="Acme Rival")

@@ -1,18 +1,4 @@
-import pytest
-
-from reflections.models import Outcome, PromptSet, QuestionKind, Reason
-from tests.factories import CompetitorFactory
-
-
-@pytest.fixture
-def lost_set(db):
-    """The default lost prompt set from the data migration."""
-    return PromptSet.objects.get(family="default-lost", active=True)
-
-
-@pytest.fixture
-def competitor(db):
-    return CompetitorFactory(name="Acme Rival")
+from reflections.models import Outcome, QuestionKind, Reason
 
 
 def question(prompt_set, kind):
