@@ -1,9 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
 
 from accounts.forms import UserAdminChangeForm, UserAdminCreationForm
-from accounts.models import Team, User
+from accounts.models import ApiToken, Team, User
+from accounts.tokens import api_token_create, api_token_revoke
 
 # Roles are the permission model; Django's groups would be a second, confusing one.
 admin.site.unregister(Group)
@@ -77,3 +78,35 @@ class UserAdmin(BaseUserAdmin):
             },
         ),
     )
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("name", "prefix")
+    fields = ("name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "created_by", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        token, plain = api_token_create(name=obj.name, created_by=request.user)
+        obj.pk = token.pk
+        obj.prefix = token.prefix
+        self.message_user(
+            request,
+            f"Token for “{token.name}”: {plain} — copy it now, it is not shown again.",
+            messages.WARNING,
+        )
+        return None
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead, so that the record stays
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        for token in queryset:
+            api_token_revoke(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).")

@@ -3,10 +3,13 @@ from django.urls import include, path
 
 from accounts.urls import auth_urlpatterns
 from crm_site import health, views
+from customers import api
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
+    path("api/suppressions/check", api.suppression_check, name="api_suppression_check"),
+    path("api/schema", api.schema, name="api_schema"),
     path("accounts/", include(auth_urlpatterns)),
     path("", include("accounts.urls")),
     path("", include("customers.urls")),

@@ -1,6 +1,6 @@
 """Reads of customer records. Companies and contacts are shared across the organisation."""
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 from django.shortcuts import get_object_or_404
 
@@ -33,3 +33,44 @@ def company_detail(company_id: int) -> Company:
 def contacts_of(company: Company | int) -> QuerySet[Contact]:
     company_id = company.pk if isinstance(company, Company) else company
     return Contact.objects.filter(company_id=company_id).order_by("full_name")
+
+
+def overrides_visible_to(user) -> QuerySet:
+    """Override requests: a rep's own, a manager's teams', all for admins."""
+    from accounts import access
+    from customers.models import SuppressionOverride
+
+    return (
+        SuppressionOverride.objects.filter(access.owner_q(user, "requested_by"))
+        .select_related(
+            "company",
+            "contact",
+            "product",
+            "requested_by",
+            "decided_by",
+            "opportunity",
+            "suppression",
+        )
+        .order_by("-requested_at", "-id")
+    )
+
+
+def suppressions_of(company: Company, *, recent_days: int = 90) -> dict:
+    """A company's active suppressions, and those that ended or were lifted recently."""
+    import datetime
+
+    from customers.models import Suppression
+    from customers.suppression import today
+
+    day = today()
+    rows = list(
+        Suppression.objects.filter(company=company)
+        .filter(Q(until__isnull=True) | Q(until__gte=day - datetime.timedelta(days=recent_days)))
+        .select_related(
+            "contact", "product", "product_line", "rule", "source_opportunity__owner", "lifted_by"
+        )
+        .order_by("-starts_on", "-id")[:50]
+    )
+    active = [s for s in rows if s.is_active_on(day)]
+    ended = [s for s in rows if not s.is_active_on(day) and s.starts_on <= day]
+    return {"active": active, "ended": ended}

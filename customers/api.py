@@ -1,0 +1,187 @@
+"""
+The JSON API for machine clients (marketing tools, diallers): a suppression check for up to
+MAX_ITEMS contacts per call, with a bearer token from `create_api_token` or the admin.
+"""
+
+import json
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
+
+from accounts.tokens import authenticate
+from customers import suppression
+from customers.normalize import normalize_domain, normalize_email, normalize_phone
+
+MAX_ITEMS = 1000
+FIELDS = ("email", "phone", "company_domain", "product")
+KEYS = ("email", "phone", "company_domain")
+
+
+def _error(status: int, message: str, **headers) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def _parse(body: bytes) -> list[suppression.Pitch]:
+    """The request's contacts as pitches, or ValueError with a message for the client."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"The body is not valid JSON: {exc}.") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("contacts"), list):
+        raise ValueError('The body must be an object with a "contacts" list.')
+    items = data["contacts"]
+    if not items:
+        raise ValueError('"contacts" is empty; send between 1 and 1000 items.')
+    if len(items) > MAX_ITEMS:
+        raise ValueError(f'"contacts" has {len(items)} items; send at most {MAX_ITEMS} per call.')
+    pitches = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValueError(f"contacts[{index}] must be an object.")
+        unknown = set(item) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"contacts[{index}] has unknown fields: {', '.join(sorted(unknown))}.")
+        for field in FIELDS:
+            if item.get(field) is not None and not isinstance(item[field], str):
+                raise ValueError(f"contacts[{index}].{field} must be a string or null.")
+        if not any((item.get(key) or "").strip() for key in KEYS):
+            raise ValueError(f"contacts[{index}] needs at least one of {', '.join(KEYS)}.")
+        pitches.append(
+            suppression.Pitch(
+                email=normalize_email(item.get("email")),
+                phone=normalize_phone(item.get("phone")),
+                domain=normalize_domain(item.get("company_domain")),
+                product=(item.get("product") or "").strip(),
+            )
+        )
+    return pitches
+
+
+@csrf_exempt  # token-authenticated, never cookie-authenticated
+def suppression_check(request):
+    if request.method != "POST":
+        return _error(405, "Use POST.", Allow="POST")
+    if authenticate(request.headers.get("Authorization")) is None:
+        return _error(
+            401,
+            "A valid API token is required: send 'Authorization: Bearer <token>'.",
+            WWW_Authenticate='Bearer realm="debrief"',
+        )
+    try:
+        pitches = _parse(request.body)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    results = suppression.check_many(pitches)
+    return JsonResponse(
+        {
+            "results": [
+                {
+                    "suppressed": r.suppressed,
+                    "reason": r.reason or None,
+                    "until": r.until.isoformat() if r.until else None,
+                }
+                for r in results
+            ]
+        }
+    )
+
+
+def _schema() -> dict:
+    contact = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {name: {"type": ["string", "null"]} for name in FIELDS},
+        "description": "At least one of email, phone and company_domain.",
+    }
+    error = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Debrief API",
+            "version": "1.0.0",
+            "description": "Check contacts against Debrief's suppressions before a campaign.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/suppressions/check": {
+                "post": {
+                    "summary": "Check up to 1000 contacts against the suppressions",
+                    "operationId": "checkSuppressions",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["contacts"],
+                                    "properties": {
+                                        "contacts": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "maxItems": MAX_ITEMS,
+                                            "items": contact,
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "One result per contact, in the same order.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["results"],
+                                        "properties": {
+                                            "results": {
+                                                "type": "array",
+                                                "items": {
+                                                    "type": "object",
+                                                    "required": ["suppressed", "reason", "until"],
+                                                    "properties": {
+                                                        "suppressed": {"type": "boolean"},
+                                                        "reason": {"type": ["string", "null"]},
+                                                        "until": {
+                                                            "type": ["string", "null"],
+                                                            "format": "date",
+                                                        },
+                                                    },
+                                                },
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": {
+                            "description": "Bad JSON or too many contacts.",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                        "401": {
+                            "description": "No or bad token.",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                    },
+                }
+            }
+        },
+    }
+
+
+@require_GET
+def schema(request):
+    """The OpenAPI document of this API."""
+    return JsonResponse(_schema())

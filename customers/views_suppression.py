@@ -1,0 +1,254 @@
+"""Suppression pages: the call-list check, override requests and decisions, lifting, DNC."""
+
+from django.apps import apps
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import access
+from customers import calllist, selectors, suppression
+from customers.forms_suppression import (
+    CallListForm,
+    DoNotContactForm,
+    LiftForm,
+    OverrideDecisionForm,
+    OverrideRequestForm,
+)
+from customers.models import Company, Contact, OverrideStatus, Suppression
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def call_list_check(request):
+    """Upload a call list; get it back, streamed, with suppressed / reason / until added."""
+    form = CallListForm()
+    status = 200
+    if request.method == "POST":
+        # Refuse an oversized upload before Django spools it to disk.
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > calllist.MAX_BYTES + 64 * 1024:
+            error = (
+                f"The file is larger than {calllist.MAX_BYTES // 1024 // 1024} MB. "
+                "Split it and check each part."
+            )
+            context = {"form": form, "error": error}
+            return render(request, "customers/call_list_check.html", context, status=413)
+        form = CallListForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                layout = calllist.validate(upload)
+            except calllist.CallListError as exc:
+                form.add_error("file", str(exc))
+            else:
+                name = upload.name.rsplit(".", 1)[0][:80] or "call-list"
+                response = StreamingHttpResponse(
+                    calllist.annotate(upload, layout), content_type="text/csv; charset=utf-8"
+                )
+                safe = "".join(ch for ch in name if ch.isalnum() or ch in "-_ ") or "call-list"
+                response["Content-Disposition"] = f'attachment; filename="{safe}-checked.csv"'
+                response["X-Rows-Checked"] = str(layout.rows)
+                return response
+        status = 400
+    context = {"form": form, "max_rows": calllist.MAX_ROWS}
+    return render(request, "customers/call_list_check.html", context, status=status)
+
+
+def _int_param(request, name: str) -> int | None:
+    """A positive id from the query string, or None for anything else."""
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+@require_GET
+@login_required
+def pitch_status(request):
+    """
+    The live suppression status while a deal's company, contact and product are picked
+    (an htmx fragment of the deal form). Empty until company and product are known.
+    """
+    Product = apps.get_model("opportunities", "Product")
+    company_id, contact_id, product_id, opportunity_id = (
+        _int_param(request, name) for name in ("company", "contact", "product", "opportunity")
+    )
+    product = Product.objects.filter(pk=product_id).only("id", "line_id").first()
+    verdict = None
+    if company_id and product is not None:
+        verdict = suppression.check(
+            company_id=company_id,
+            contact_id=contact_id,
+            product_id=product.pk,
+            product_line_id=product.line_id,
+            opportunity_id=opportunity_id,
+            requester_id=request.user.pk,
+        )
+    context = {
+        "verdict": verdict,
+        "company_id": company_id,
+        "contact_id": contact_id or "",
+        "product_id": product_id,
+    }
+    return render(request, "customers/pitch_status.html", context)
+
+
+@login_required
+def override_list(request):
+    """Managers see their teams' requests to decide; reps see their own and what happened."""
+    overrides = list(selectors.overrides_visible_to(request.user)[:200])
+    pending = [o for o in overrides if o.status == OverrideStatus.PENDING]
+    decided = [o for o in overrides if o.status != OverrideStatus.PENDING][:50]
+    for override in pending:
+        override.can_decide = suppression.can_decide(request.user, override)
+    context = {"pending": pending, "decided": decided, "decision_form": OverrideDecisionForm()}
+    return render(request, "customers/override_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def override_request(request):
+    """Ask a manager for an exception to a suppression, for one pitch."""
+    Product = apps.get_model("opportunities", "Product")
+    source = request.POST if request.method == "POST" else request.GET
+    try:
+        company = get_object_or_404(Company, pk=int(source.get("company") or 0))
+        product = get_object_or_404(
+            Product.objects.select_related("line"), pk=int(source.get("product") or 0)
+        )
+        contact_id = int(source.get("contact") or 0)
+    except ValueError as exc:
+        raise Http404("Bad pitch") from exc
+    contact = get_object_or_404(Contact, pk=contact_id, company=company) if contact_id else None
+    verdict = suppression.check(
+        company_id=company.pk,
+        contact_id=contact.pk if contact else None,
+        product_id=product.pk,
+        product_line_id=product.line_id,
+    )
+    form = OverrideRequestForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                suppression.override_request(
+                    actor=request.user,
+                    company=company,
+                    contact=contact,
+                    product=product,
+                    justification=form.cleaned_data["justification"],
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                messages.success(
+                    request,
+                    "Your request is with your manager. Once approved, create the deal again "
+                    "and it will go through.",
+                )
+                return redirect("customers:override_list")
+        status = 422
+    context = {
+        "form": form,
+        "company": company,
+        "contact": contact,
+        "product": product,
+        "verdict": verdict,
+    }
+    return render(request, "customers/override_request.html", context, status=status)
+
+
+@require_POST
+@login_required
+def override_decide(request, override_id: int):
+    override = access.get_or_404(selectors.overrides_visible_to(request.user), pk=override_id)
+    if not suppression.can_decide(request.user, override):
+        raise Http404("Not yours to decide")
+    form = OverrideDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose approve or decline.")
+        return redirect("customers:override_list")
+    try:
+        suppression.override_decide(
+            actor=request.user,
+            override=override,
+            approve=form.cleaned_data["decision"] == "approve",
+            note=form.cleaned_data["note"],
+        )
+    except PermissionDenied as exc:
+        raise Http404 from exc
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        verb = "Approved" if form.cleaned_data["decision"] == "approve" else "Declined"
+        messages.success(request, f"{verb} {override.requested_by.full_name}'s request.")
+    return redirect("customers:override_list")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def suppression_lift(request, suppression_id: int):
+    if not suppression.can_lift(request.user):
+        raise Http404("Only managers and administrators lift suppressions")
+    target = get_object_or_404(
+        Suppression.objects.select_related(
+            "company", "contact", "product", "product_line", "rule", "source_opportunity__owner"
+        ),
+        pk=suppression_id,
+    )
+    form = LiftForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                suppression.suppression_lift(
+                    actor=request.user, suppression=target, reason=form.cleaned_data["reason"]
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                messages.success(request, "Suppression lifted. It stays in the history.")
+                return redirect("customers:company_detail", company_id=target.company_id)
+        status = 422
+    context = {"form": form, "suppression": target, "description": suppression.describe(target)}
+    return render(request, "customers/suppression_lift.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def do_not_contact(request, company_id: int):
+    company = get_object_or_404(Company, pk=company_id)
+    form = DoNotContactForm(request.POST or None, company=company)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                suppression.do_not_contact_add(
+                    actor=request.user,
+                    company=company,
+                    contact=form.cleaned_data["contact"],
+                    note=form.cleaned_data["note"],
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                who = form.cleaned_data["contact"] or company
+                messages.success(
+                    request,
+                    f"{who} is on the do-not-contact list from {timezone.localdate():%-d %b %Y}.",
+                )
+                return redirect(reverse("customers:company_detail", args=[company.pk]))
+        status = 422
+    context = {"form": form, "company": company}
+    return render(request, "customers/do_not_contact.html", context, status=status)

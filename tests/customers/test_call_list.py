@@ -1,0 +1,141 @@
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from customers import calllist, suppression
+from tests.customers.test_suppression import closed  # noqa: F401  (shared helper)
+from tests.factories import CompanyFactory, ContactFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+URL = reverse("customers:call_list_check")
+
+
+@pytest.fixture
+def blocked(rep, db):
+    """Dana at Brightwater is on the do-not-contact list; Northwind bought Dashboards."""
+    company = CompanyFactory(name="Brightwater", domain="brightwater.example")
+    dana = ContactFactory(
+        company=company, full_name="Dana", email="dana@brightwater.example", phone="020 7946 0018"
+    )
+    suppression.do_not_contact_add(actor=rep, company=company, contact=dana, note="Asked")
+    return dana
+
+
+def upload(text: str | bytes, name="list.csv"):
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return SimpleUploadedFile(name, data, content_type="text/csv")
+
+
+def rows_of(response):
+    body = b"".join(response.streaming_content).decode("utf-8")
+    return list(csv.reader(io.StringIO(body)))
+
+
+@pytest.mark.smoke
+def test_page_explains_the_format(rep_client):
+    response = rep_client.get(URL)
+    assert response.status_code == 200 and b"company_domain" in response.content
+
+
+def test_anonymous_is_sent_to_login(client):
+    assert client.get(URL).status_code == 302
+
+
+def test_annotates_bom_empty_lines_and_quoted_commas(rep_client, blocked):
+    text = (
+        "\ufeffname,email,phone\r\n"
+        '"Dana, the buyer",DANA@Brightwater.example,\r\n'
+        "\r\n"
+        'Someone,other@nowhere.example,"+44 (0)20 7946 0999"\r\n'
+        ",,+44 20 7946 0018\r\n"
+    )
+    response = rep_client.post(URL, {"file": upload(text)})
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="list-checked.csv"'
+    rows = rows_of(response)
+    assert rows[0] == ["name", "email", "phone", "suppressed", "reason", "until"]
+    assert rows[1][:3] == ["Dana, the buyer", "DANA@Brightwater.example", ""]
+    assert rows[1][3] == "yes" and "do-not-contact" in rows[1][4] and rows[1][5] == "indefinite"
+    assert rows[2][3] == "no" and rows[2][4] == "" and rows[2][5] == ""
+    assert rows[3][3] == "yes"  # matched by the normalised phone number
+    assert len(rows) == 4  # the empty line is dropped
+
+
+def test_product_column_limits_the_match_to_its_scope(rep_client, rep, lost_set):
+    from reflections.models import Outcome
+    from tests.reflections.conftest import lost_answers
+
+    company = CompanyFactory(domain="acme.example")
+    contact = ContactFactory(company=company, email="buyer@acme.example")
+    product = ProductFactory(name="Card Terminal")
+    closed(rep, company, contact, product, Outcome.LOST, lost_answers(lost_set))
+    ProductFactory(name="Dashboards")
+    text = (
+        "email,product\n"
+        "buyer@acme.example,card terminal\n"
+        "buyer@acme.example,Dashboards\n"
+        "buyer@acme.example,Not A Product\n"
+    )
+    rows = rows_of(rep_client.post(URL, {"file": upload(text)}))
+    # An unknown product name is treated like no product: any suppression counts.
+    assert [r[2] for r in rows[1:]] == ["yes", "no", "yes"]
+    assert rows[1][3] != ""
+
+
+def test_formula_cells_are_escaped(rep_client, blocked):
+    text = 'email,note\n=HYPERLINK("x"),+1\n-2,@SUM(A1)\n'
+    rows = rows_of(rep_client.post(URL, {"file": upload(text)}))
+    assert rows[1][:2] == ['\'=HYPERLINK("x")', "'+1"]
+    assert rows[2][:2] == ["'-2", "'@SUM(A1)"]
+    assert calllist.escape_cell("\tcmd") == "'\tcmd" and calllist.escape_cell("ok") == "ok"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("name,city\nDana,Leeds\n", b"No usable column"),
+        (b"email\n\xe9l\xe8ve@example.com\n", b"not UTF-8"),
+        (b"PK\x03\x04\x00\x00binary", b"not a CSV file"),
+        ("", b"The submitted file is empty"),
+        ('email\n"unterminated\n', b"not a readable CSV"),
+    ],
+    ids=["no-usable-column", "latin-1", "binary", "empty", "broken-quotes"],
+)
+def test_bad_files_get_a_clear_message(rep_client, content, message, settings):
+    response = rep_client.post(URL, {"file": upload(content)})
+    assert response.status_code == 400
+    assert message in response.content, response.content[-3000:]
+
+
+def test_too_many_rows_is_refused(rep_client, monkeypatch):
+    monkeypatch.setattr(calllist, "MAX_ROWS", 50)
+    text = "email\n" + "".join(f"p{i}@x.example\n" for i in range(51))
+    response = rep_client.post(URL, {"file": upload(text)})
+    assert response.status_code == 400 and b"more than 50 rows" in response.content
+
+
+def test_an_oversized_upload_is_refused_before_reading(rep_client, monkeypatch):
+    monkeypatch.setattr(calllist, "MAX_BYTES", 1024)
+    text = "email\n" + "x@y.example\n" * 10_000
+    response = rep_client.post(URL, {"file": upload(text)})
+    assert response.status_code == 413 and b"larger than" in response.content
+
+
+def test_100k_rows_are_checked_set_based(rep_client, blocked):
+    rows = ["email,phone,company_domain"]
+    rows += [f"person{i}@list.example,+4411{i:08d},d{i % 500}.example" for i in range(99_999)]
+    rows.append("dana@brightwater.example,,")
+    response = rep_client.post(URL, {"file": upload("\n".join(rows))})
+    assert response.status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        out = rows_of(response)
+    assert len(out) == 100_001
+    assert out[-1][3] == "yes" and out[1][3] == "no"
+    batches = 100_000 // calllist.BATCH_ROWS
+    # One product lookup, then at most four queries per batch of 5,000 rows: never per row.
+    assert len(queries) <= 1 + 4 * batches, len(queries)
