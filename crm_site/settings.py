@@ -80,10 +80,12 @@ INSTALLED_APPS = [
     "django_filters",
     "template_partials",
     "import_export",
+    "django_celery_beat",
     "accounts",
     "customers",
     "opportunities",
     "reflections",
+    "insights",
 ]
 
 MIDDLEWARE = [

@@ -15,5 +15,6 @@ urlpatterns = [
     path("", include("customers.urls")),
     path("", include("opportunities.urls")),
     path("", include("reflections.urls")),
+    path("", include("insights.urls")),
     path("admin/", admin.site.urls),
 ]
