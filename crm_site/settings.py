@@ -274,6 +274,12 @@ DEBRIEF_DEMO_STEPS = [
     "opportunities.demo.seed",
 ]
 DEBRIEF_DEMO_PASSWORD = "debrief-demo-2026"
+
+# The company page (the pre-call brief) shows the sections these functions return; later apps
+# add theirs here so that customers never imports them.
+DEBRIEF_BRIEF_SECTIONS = [
+    "reflections.brief.sections",
+]
 # Phone numbers without a country prefix are read as numbers of this region (ISO 3166 code).
 DEBRIEF_PHONE_REGION = env_str("DEBRIEF_PHONE_REGION", "GB")
 # How long the author may amend a reflection after submitting it.

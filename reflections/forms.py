@@ -168,3 +168,46 @@ class ReflectionForm(forms.Form):
                 self.initial[name] = str(first.number)
             else:
                 self.initial[name] = first.text
+
+
+class CallDebriefForm(forms.Form):
+    call_date = forms.DateField(
+        label="Date of the call", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    contact = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="— nobody in particular —"
+    )
+    opportunity = forms.ModelChoiceField(
+        queryset=None, required=False, label="Deal", empty_label="— not about one deal —"
+    )
+    customer_said = forms.CharField(
+        label="What did the customer say?",
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Write down what the customer said."},
+    )
+    objections = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, label="Objections heard", widget=forms.CheckboxSelectMultiple
+    )
+    next_step = forms.CharField(label="Next step", max_length=255, required=False)
+    high_card = forms.BooleanField(
+        label="High card: everyone who talks to this customer should know this",
+        required=False,
+    )
+
+    def __init__(self, *args, company, user, **kwargs):
+        from django.utils import timezone
+
+        from customers.models import Contact
+        from opportunities.models import OPEN_STAGES
+        from opportunities.selectors import opportunities_visible_to
+
+        super().__init__(*args, **kwargs)
+        self.fields["call_date"].initial = timezone.localdate()
+        self.fields["contact"].queryset = Contact.objects.filter(company=company).order_by(
+            "full_name"
+        )
+        self.fields["opportunity"].queryset = opportunities_visible_to(user).filter(
+            company=company, stage__in=OPEN_STAGES
+        )
+        self.fields["objections"].queryset = selectors.active_objections()

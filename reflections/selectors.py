@@ -62,3 +62,112 @@ def active_competitors() -> QuerySet[Competitor]:
 
 def active_objections() -> QuerySet[Objection]:
     return Objection.objects.filter(active=True).order_by("order", "label")
+
+
+# --- the pre-call brief -------------------------------------------------------------------------
+
+
+def high_card_debriefs(company_id: int, limit: int = 5) -> list:
+    """What everyone who talks to this customer should know, newest first."""
+    from reflections.models import CallDebrief
+
+    return list(
+        CallDebrief.objects.filter(company_id=company_id, high_card=True)
+        .select_related("author", "contact")
+        .prefetch_related("objections")
+        .order_by("-call_date", "-id")[:limit]
+    )
+
+
+def recent_debriefs(company_id: int, limit: int = 10) -> list:
+    from reflections.models import CallDebrief
+
+    return list(
+        CallDebrief.objects.filter(company_id=company_id)
+        .select_related("author", "contact", "opportunity")
+        .prefetch_related("objections")
+        .order_by("-call_date", "-id")[:limit]
+    )
+
+
+def company_reflections(company_id: int, limit: int = 10) -> list[Reflection]:
+    """Past outcomes at this customer with their reasons, across the organisation."""
+    return list(
+        Reflection.objects.filter(opportunity__company_id=company_id, current=True)
+        .select_related(
+            "opportunity", "opportunity__product", "opportunity__primary_competitor", "author"
+        )
+        .prefetch_related(_answers_prefetch())
+        .order_by("-closed_date", "-id")[:limit]
+    )
+
+
+PLAYBOOK_MONTHS = 12
+PLAYBOOK_OBJECTIONS = 5
+PLAYBOOK_EXAMPLES = 3
+
+
+def objection_playbook(product_ids: list[int], today=None) -> list[dict]:
+    """
+    For these products: the objections heard most across the organisation in the last
+    twelve months, each with the most recent things won deals said about handling it. Two
+    queries whatever the data size.
+    """
+    import datetime
+
+    from django.db.models import Count, F, Window
+    from django.db.models.functions import RowNumber
+    from django.utils import timezone
+
+    from reflections.models import Outcome, QuestionKind
+
+    if not product_ids:
+        return []
+    since = (today or timezone.localdate()) - datetime.timedelta(days=365 * PLAYBOOK_MONTHS // 12)
+    heard = list(
+        Answer.objects.filter(
+            objection__isnull=False,
+            reflection__current=True,
+            reflection__closed_date__gte=since,
+            reflection__opportunity__product_id__in=product_ids,
+        )
+        .values("objection_id", "objection__label")
+        .annotate(times=Count("reflection_id", distinct=True))
+        .order_by("-times", "objection__label")[:PLAYBOOK_OBJECTIONS]
+    )
+    if not heard:
+        return []
+    top_ids = [row["objection_id"] for row in heard]
+    examples = (
+        Answer.objects.filter(
+            question__kind=QuestionKind.SHORT_TEXT,
+            reflection__outcome=Outcome.WON,
+            reflection__current=True,
+            reflection__opportunity__product_id__in=product_ids,
+            reflection__answers__objection_id__in=top_ids,
+        )
+        .exclude(text="")
+        .annotate(
+            about=F("reflection__answers__objection_id"),
+            position=Window(
+                RowNumber(),
+                partition_by=F("reflection__answers__objection_id"),
+                order_by=[F("reflection__closed_date").desc(), F("id").desc()],
+            ),
+        )
+        .filter(position__lte=PLAYBOOK_EXAMPLES)
+        .values(
+            "about", "text", "reflection__closed_date", "reflection__opportunity__product__name"
+        )
+    )
+    by_objection: dict[int, list[dict]] = {}
+    for row in examples:
+        by_objection.setdefault(row["about"], []).append(row)
+    return [
+        {
+            "label": row["objection__label"],
+            "times": row["times"],
+            "answers": by_objection.get(row["objection_id"], []),
+        }
+        for row in heard
+    ]

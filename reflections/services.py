@@ -373,3 +373,48 @@ def reason_merge(*, reason: Reason, into: Reason) -> Reason:
     reason.save(update_fields=["active", "merged_into"])
     Reason.objects.filter(merged_into=reason).update(merged_into=into)
     return reason
+
+
+@transaction.atomic
+def call_debrief_create(
+    *,
+    author: User,
+    company,
+    call_date: datetime.date,
+    customer_said: str,
+    contact=None,
+    opportunity: Opportunity | None = None,
+    objections=(),
+    next_step: str = "",
+    high_card: bool = False,
+):
+    """A quick note after a call or meeting that mattered."""
+    from reflections.models import CallDebrief
+
+    if contact is not None and contact.company_id != company.pk:
+        raise ValidationError({"contact": f"{contact} does not work at {company}."})
+    if opportunity is not None:
+        if opportunity.company_id != company.pk:
+            raise ValidationError({"opportunity": "That deal is with another company."})
+        if not access.can_act_for(author, opportunity.owner):
+            raise ValidationError(
+                {"opportunity": "You can only link your own or your team's deals."}
+            )
+    if call_date > timezone.localdate():
+        raise ValidationError({"call_date": "The call cannot be in the future."})
+    customer_said = customer_said.strip()
+    if not customer_said:
+        raise ValidationError({"customer_said": "Write down what the customer said."})
+    debrief = CallDebrief.objects.create(
+        company=company,
+        contact=contact,
+        opportunity=opportunity,
+        author=author,
+        call_date=call_date,
+        customer_said=customer_said,
+        next_step=next_step.strip(),
+        high_card=high_card,
+    )
+    if objections:
+        debrief.objections.set(objections)
+    return debrief

@@ -4,15 +4,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts import access
+from customers.models import Company
 from opportunities import selectors as opportunity_selectors
-from reflections import selectors, services
-from reflections.forms import ReflectionForm
+from reflections import brief, selectors, services
+from reflections.forms import CallDebriefForm, ReflectionForm
 from reflections.models import Outcome
 
 
@@ -159,3 +160,35 @@ def reflection_amend(request, reflection_id: int):
         form.initial_from(reflection)
     context = {"reflection": reflection, "form": form}
     return render(request, "reflections/amend.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def debrief_create(request, company_id: int):
+    """The quick after-call form on the company page; htmx swaps the debrief section."""
+    company = get_object_or_404(Company, pk=company_id)
+    form = CallDebriefForm(request.POST or None, company=company, user=request.user)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                debrief = services.call_debrief_create(
+                    author=request.user, company=company, **form.cleaned_data
+                )
+            except ValidationError as exc:
+                _apply_service_errors(form, exc)
+            else:
+                if not request.htmx:
+                    messages.success(request, "Debrief saved.")
+                    return redirect("customers:company_detail", company_id=company.pk)
+                context = brief.debrief_context(request, company)
+                context["saved"] = debrief
+                context["pinned"] = selectors.high_card_debriefs(company.pk)
+                context["refresh_pinned"] = debrief.high_card
+                return render(request, "reflections/brief/debriefs.html", context)
+        status = 422
+    context = brief.debrief_context(request, company, form)
+    template = (
+        "reflections/brief/debriefs.html" if request.htmx else "reflections/debrief_page.html"
+    )
+    return render(request, template, context, status=status)

@@ -1,0 +1,51 @@
+"""
+The reflections' part of a customer's pre-call brief. The company page (customers) renders
+the sections listed in settings.DEBRIEF_BRIEF_SECTIONS without importing this app.
+"""
+
+from opportunities.models import OPEN_STAGES, Opportunity
+from reflections import selectors
+from reflections.forms import CallDebriefForm
+
+
+def debrief_context(request, company, form=None) -> dict:
+    return {
+        "company": company,
+        "debriefs": selectors.recent_debriefs(company.pk),
+        "debrief_form": form or CallDebriefForm(company=company, user=request.user),
+    }
+
+
+def sections(request, company) -> list[dict]:
+    """Pinned high-card debriefs on top; past reflections, the playbook and debriefs below."""
+    product_ids = list(
+        Opportunity.objects.filter(company=company, stage__in=OPEN_STAGES)
+        .order_by()
+        .values_list("product_id", flat=True)
+        .distinct()
+    )
+    return [
+        {
+            "slot": "top",
+            "template": "reflections/brief/pinned.html",
+            "context": {"company": company, "pinned": selectors.high_card_debriefs(company.pk)},
+        },
+        {
+            "slot": "main",
+            "template": "reflections/brief/reflections.html",
+            "context": {"reflections": selectors.company_reflections(company.pk)},
+        },
+        {
+            "slot": "main",
+            "template": "reflections/brief/playbook.html",
+            "context": {
+                "playbook": selectors.objection_playbook(product_ids),
+                "has_open_deals": bool(product_ids),
+            },
+        },
+        {
+            "slot": "main",
+            "template": "reflections/brief/debriefs.html",
+            "context": debrief_context(request, company),
+        },
+    ]
