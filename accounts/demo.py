@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from random import Random
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 
 from accounts.models import Role, Team, User
 
@@ -60,18 +61,17 @@ MANAGED = {
 }
 
 
-def _upsert_user(email: str, name: str, role: str, team: Team | None, password: str) -> User:
-    user, created = User.objects.get_or_create(
-        email=email, defaults={"full_name": name, "role": role, "team": team}
+def _upsert_user(email: str, name: str, role: str, team: Team | None, hashed: str) -> User:
+    user, _ = User.objects.get_or_create(
+        email=email,
+        defaults={"full_name": name, "role": role, "team": team, "password": hashed},
     )
-    if created:
-        user.set_password(password)
-        user.save(update_fields=["password"])
     return user
 
 
 def seed(ctx: DemoContext) -> None:
-    password = settings.DEBRIEF_DEMO_PASSWORD
+    # One hash for every demo login: hashing is deliberately slow, and they share a password.
+    password = make_password(settings.DEBRIEF_DEMO_PASSWORD)
     teams = {name: Team.objects.get_or_create(name=name)[0] for name in TEAMS[ctx.scale]}
     for email, name, role, team_name in PERSONAS:
         _upsert_user(email, name, role, teams.get(team_name), password)

@@ -272,6 +272,7 @@ DEBRIEF_DEMO_STEPS = [
     "accounts.demo.seed",
     "customers.demo.seed",
     "opportunities.demo.seed",
+    "reflections.demo.seed",
 ]
 DEBRIEF_DEMO_PASSWORD = "debrief-demo-2026"
 

@@ -1,3 +1,4 @@
+import time
 from random import Random
 
 from django.conf import settings
@@ -41,8 +42,10 @@ class Command(BaseCommand):
         ctx = DemoContext(rng=Random(seed), scale=scale, stdout=self.stdout)
         for path in settings.DEBRIEF_DEMO_STEPS:
             self.stdout.write(f"Seeding {path.rsplit('.', 2)[0]} ...")
+            started = time.perf_counter()
             with transaction.atomic():
                 import_string(path)(ctx)
+            self.stdout.write(f"  ({time.perf_counter() - started:.1f} s)")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.print_logins()
 
