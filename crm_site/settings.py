@@ -273,6 +273,7 @@ DEBRIEF_DEMO_STEPS = [
     "customers.demo.seed",
     "opportunities.demo.seed",
     "reflections.demo.seed",
+    "insights.demo.seed",
 ]
 DEBRIEF_DEMO_PASSWORD = "debrief-demo-2026"
 
@@ -281,7 +282,29 @@ DEBRIEF_DEMO_PASSWORD = "debrief-demo-2026"
 DEBRIEF_BRIEF_SECTIONS = [
     "reflections.brief.sections",
 ]
+# Likewise for the deal page: closing with a reflection, reopening, the reflection history.
+DEBRIEF_DEAL_SECTIONS = [
+    "reflections.brief.deal_sections",
+]
 # Phone numbers without a country prefix are read as numbers of this region (ISO 3166 code).
 DEBRIEF_PHONE_REGION = env_str("DEBRIEF_PHONE_REGION", "GB")
 # How long the author may amend a reflection after submitting it.
 DEBRIEF_REFLECTION_EDIT_DAYS = env_int("DEBRIEF_REFLECTION_EDIT_DAYS", 14)
+
+# Insights. A report slice (period x scope, or a row's denominator) with fewer reflections than
+# this shows "not enough data" so that no report can single anyone out; a rep's own results are
+# exempt. Significance flags also need this many on both sides of a comparison.
+DEBRIEF_INSIGHT_MIN_SLICE = env_int("DEBRIEF_INSIGHT_MIN_SLICE", 5)
+# Amounts in reports are converted to one reporting currency at fixed rates (units of the
+# reporting currency per unit of the deal's currency), e.g. "GBP=1,EUR=0.85,USD=0.79". Every
+# deal currency needs a rate; use finance's planning rates, not live markets, so that a rebuild
+# gives the same report.
+DEBRIEF_REPORTING_CURRENCY = env_str("DEBRIEF_REPORTING_CURRENCY", "GBP")
+DEBRIEF_CURRENCY_RATES = dict(
+    item.split("=", 1) for item in env_list("DEBRIEF_CURRENCY_RATES", "GBP=1,EUR=0.85,USD=0.79")
+)
+# Seconds a refresh queued by a close waits, so that a burst of closes shares one rollup.
+DEBRIEF_INSIGHT_REFRESH_DELAY = env_int("DEBRIEF_INSIGHT_REFRESH_DELAY", 30)
+# Periodic tasks live in the database (insights/schedules.py installs them) so that admins can
+# see and edit them in the Django admin.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -1,10 +1,237 @@
-# Placeholder: the pipeline views are being written (pipeline, deal pages, deal form).
+"""
+The pipeline list, the deal page and the deal form, with their two autocomplete endpoints.
+
+The pipeline is paged with crm_site.pagination.KeysetPaginator (see its docstring for why not
+django-cursor-pagination) and counts at most PIPELINE_COUNT_CAP rows, so a page costs the same
+on 100 or 100,000 deals.
+"""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+
+from accounts import access
+from crm_site import sections
+from crm_site.pagination import KeysetPaginator
+from customers import selectors as customer_selectors
+from opportunities import selectors, services
+from opportunities.filters import (
+    SORT_LABELS,
+    SORTS,
+    OpportunityFilter,
+    ordering_for,
+    parse_sort,
+)
+from opportunities.forms import CONTACT_OPTIONS_LIMIT, OpportunityForm, contact_label
+from opportunities.models import Opportunity, StageChange
+
+PIPELINE_COUNT_CAP = 1000
+AUTOCOMPLETE_LIMIT = 10
 
 
-def _todo(request, *args, **kwargs):
-    raise Http404("Not built yet")
+def _wants_fragment(request) -> bool:
+    # A history restore (back button after the cache is gone) needs the whole page.
+    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-pipeline = opportunity_create = opportunity_detail = opportunity_edit = _todo
-company_autocomplete = contact_options = _todo
+def _capped_count(queryset) -> int:
+    """Rows in queryset, counting no further than PIPELINE_COUNT_CAP + 1."""
+    return queryset.order_by().values("pk")[: PIPELINE_COUNT_CAP + 1].count()
+
+
+def _filter_errors(filterset: OpportunityFilter) -> list[tuple[str, str]]:
+    fields = filterset.form.fields
+    return [
+        (fields[name].label if name in fields else "", error)
+        for name, errors in filterset.errors.items()
+        for error in errors
+    ]
+
+
+def _sort_headers(sort: str) -> dict[str, dict]:
+    """Per sortable column: the sort its heading link asks for, and its aria-sort value."""
+    key, descending = sort.lstrip("-"), sort.startswith("-")
+    headers = {}
+    for column in SORTS:
+        current = column == key
+        headers[column] = {
+            "next": f"-{column}" if current and not descending else column,
+            "aria": ("descending" if descending else "ascending") if current else "",
+        }
+    return headers
+
+
+@login_required
+@require_GET
+def pipeline(request):
+    user = request.user
+    filterset = OpportunityFilter(request.GET, queryset=selectors.pipeline_for(user), user=user)
+    sort = parse_sort(request.GET.get("sort"))
+    page, count = None, 0
+    if filterset.is_valid():
+        queryset = filterset.qs
+        paginator = KeysetPaginator(
+            queryset, ordering_for(sort), settings.DEBRIEF_PIPELINE_PAGE_SIZE
+        )
+        page = paginator.page(after=request.GET.get("after"), before=request.GET.get("before"))
+        count = _capped_count(queryset)
+    context = {
+        "filter": filterset,
+        "filter_errors": _filter_errors(filterset),
+        "page": page,
+        "count": count,
+        "count_capped": count > PIPELINE_COUNT_CAP,
+        "count_cap": PIPELINE_COUNT_CAP,
+        "sort": sort,
+        "sort_label": SORT_LABELS[sort.lstrip("-")],
+        "sort_descending": sort.startswith("-"),
+        "headers": _sort_headers(sort),
+        "status": filterset.selected_status if filterset.is_valid() else None,
+        "narrowed": filterset.has_narrowing_filters(),
+        "show_owner": not user.is_rep,
+    }
+    template = "opportunities/pipeline.html"
+    if _wants_fragment(request):
+        template += "#results"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@login_required
+@require_GET
+def opportunity_detail(request, opportunity_id: int):
+    deal = selectors.opportunity_for(request.user, opportunity_id)
+    prefetch_related_objects(
+        [deal],
+        Prefetch(
+            "stage_changes",
+            queryset=StageChange.objects.select_related("changed_by").order_by("changed_at", "id"),
+        ),
+    )
+    can_edit = deal.is_open and access.can_act_for(request.user, deal.owner)
+    context = {
+        "deal": deal,
+        "can_edit": can_edit,
+        "sections": sections.collect("DEBRIEF_DEAL_SECTIONS", request=request, opportunity=deal),
+    }
+    return render(request, "opportunities/opportunity_detail.html", context)
+
+
+def _add_service_errors(form: OpportunityForm, error: ValidationError) -> None:
+    """Put a service's ValidationError on the form: on its field when the form has one."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for field, errors in error.error_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+def _form_response(request, form: OpportunityForm, deal: Opportunity | None):
+    context = {
+        "form": form,
+        "deal": deal,
+        "blocked": any(e.code == "suppressed" for e in form.non_field_errors().as_data()),
+    }
+    template = "opportunities/opportunity_form.html"
+    if _wants_fragment(request):
+        template += "#deal-form"
+    return render(request, template, context)
+
+
+def _saved(request, deal: Opportunity, text: str):
+    messages.success(request, text)
+    url = reverse("opportunities:detail", args=[deal.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def opportunity_create(request):
+    user = request.user
+    if request.method != "POST":
+        return _form_response(request, OpportunityForm(user=user), None)
+    form = OpportunityForm(request.POST, user=user)
+    if form.is_valid():
+        kwargs = form.service_kwargs()
+        kwargs.setdefault("owner", user)
+        try:
+            deal = services.opportunity_create(actor=user, **kwargs)
+        except PermissionDenied as exc:
+            raise Http404("Not found") from exc
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            return _saved(request, deal, f"“{deal.title}” is in your pipeline.")
+    return _form_response(request, form, None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def opportunity_edit(request, opportunity_id: int):
+    user = request.user
+    deal = selectors.opportunity_for(user, opportunity_id)
+    if not access.can_act_for(user, deal.owner):
+        raise Http404("Not found")
+    if deal.is_closed:
+        messages.warning(
+            request,
+            f"“{deal.title}” is closed ({deal.get_stage_display()}), so it cannot be edited. "
+            "Reopen it first if the deal is live again.",
+        )
+        url = reverse("opportunities:detail", args=[deal.pk])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    if request.method != "POST":
+        return _form_response(request, OpportunityForm(user=user, opportunity=deal), deal)
+    form = OpportunityForm(request.POST, user=user, opportunity=deal)
+    if form.is_valid():
+        initial = OpportunityForm.initial_for(deal)
+        changes = {
+            name: value
+            for name, value in form.service_kwargs().items()
+            if getattr(value, "pk", value) != initial.get(name)
+        }
+        try:
+            deal = services.opportunity_update(actor=user, opportunity=deal, **changes)
+        except PermissionDenied as exc:
+            raise Http404("Not found") from exc
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            return _saved(request, deal, f"Saved your changes to “{deal.title}”.")
+    return _form_response(request, form, deal)
+
+
+@login_required
+@require_GET
+def company_autocomplete(request):
+    # The deal form's visible input is named company_name; `q` is the documented parameter.
+    query = request.GET.get("q", request.GET.get("company_name", ""))[:100]
+    companies = customer_selectors.companies_matching(query, limit=AUTOCOMPLETE_LIMIT)
+    return render(
+        request,
+        "opportunities/autocomplete_companies.html",
+        {"companies": companies, "query": query.strip()},
+    )
+
+
+@login_required
+@require_GET
+def contact_options(request):
+    try:
+        company_id = int(request.GET.get("company", ""))
+    except ValueError:
+        company_id = None
+    contacts = (
+        customer_selectors.contacts_of(company_id)[:CONTACT_OPTIONS_LIMIT] if company_id else []
+    )
+    options = [("", "No contact yet")] + [(c.pk, contact_label(c)) for c in contacts]
+    return render(request, "opportunities/autocomplete_contact_options.html", {"options": options})

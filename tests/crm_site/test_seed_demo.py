@@ -1,5 +1,6 @@
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import F, Q
 
 from accounts.models import Team, User
 
@@ -40,3 +41,78 @@ def test_seed_demo_refuses_with_debug_off_unless_forced(settings):
         call_command("seed_demo")
     call_command("seed_demo", "--force")
     assert User.objects.filter(email="admin@debrief.example").exists()
+
+
+def test_seed_demo_builds_a_lived_in_pipeline_once(settings):
+    import datetime
+
+    from django.db.models import Count, Max, Min
+    from django.utils import timezone
+
+    from customers.models import Company, Contact
+    from opportunities.models import (
+        CLOSED_STAGES,
+        OPEN_STAGES,
+        Competitor,
+        Opportunity,
+        Product,
+        StageChange,
+    )
+
+    settings.DEBUG = True
+    call_command("seed_demo")
+    counts = [
+        m.objects.count() for m in (Company, Contact, Opportunity, StageChange, Product, Competitor)
+    ]
+    assert 450 <= counts[0] <= 550 and counts[0] <= counts[1] <= 3 * counts[0]
+    assert 2800 <= counts[2] <= 3200 and counts[3] > counts[2]
+    assert counts[4] >= 6 and counts[5] >= 5
+    call_command("seed_demo")
+    assert [
+        m.objects.count() for m in (Company, Contact, Opportunity, StageChange, Product, Competitor)
+    ] == counts
+
+    today = timezone.localdate()
+    rep = User.objects.get(email="rep@debrief.example")
+    open_deals = Opportunity.objects.filter(owner=rep, stage__in=OPEN_STAGES)
+    assert 20 <= open_deals.count() <= 30
+    assert open_deals.filter(next_step_due__lt=today).count() >= 3
+    assert set(open_deals.values_list("stage", flat=True)) == set(OPEN_STAGES)
+
+    # Every demo rep has open and closed deals; about 40% of all deals are closed.
+    per_rep = User.objects.filter(role="rep").annotate(
+        n_open=Count("opportunities", filter=Q(opportunities__stage__in=OPEN_STAGES)),
+        n_closed=Count("opportunities", filter=Q(opportunities__stage__in=CLOSED_STAGES)),
+    )
+    assert all(r.n_open > 0 and r.n_closed > 0 for r in per_rep)
+    closed = Opportunity.objects.filter(stage__in=CLOSED_STAGES)
+    assert 0.3 <= closed.count() / counts[2] <= 0.5
+    assert set(closed.values_list("stage", flat=True)) == set(CLOSED_STAGES)
+    assert not closed.filter(closed_date__gte=today).exists()
+    dates = Opportunity.objects.aggregate(
+        lo=Min("expected_close_date"), hi=Max("expected_close_date")
+    )
+    assert dates["lo"] < today - datetime.timedelta(days=120)
+    assert dates["hi"] > today + datetime.timedelta(days=120)
+    assert not Opportunity.objects.filter(Q(amount__lt=2000) | Q(amount__gt=250000)).exists()
+
+    # Stage history: starts empty after the deal was created, ends at the deal's stage.
+    first = StageChange.objects.filter(from_stage="")
+    assert first.count() == counts[2]
+    assert not first.filter(changed_at__lte=F("opportunity__created_at")).exists()
+    last = (
+        StageChange.objects.values("opportunity")
+        .annotate(last=Max("changed_at"))
+        .values_list("opportunity", "last")
+    )
+    last_at = dict(last)
+    sample = Opportunity.objects.order_by("id")[:300]
+    for deal in sample:
+        final = deal.stage_changes.get(changed_at=last_at[deal.pk])
+        assert final.to_stage == deal.stage
+
+    # Contacts are stored normalised (bulk_create skips save()).
+    contact = Contact.objects.exclude(phone="").first()
+    assert contact.phone_normalized.startswith("+44")
+    assert contact.email == contact.email.lower()
+    assert contact.email.endswith("@" + contact.company.domain)

@@ -1,0 +1,465 @@
+"""The pipeline list (filters, sorting, keyset pages, capped count, htmx) and the deal page."""
+
+import datetime
+import re
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from opportunities import views
+from opportunities.models import Opportunity, Stage, StageChange
+from tests.factories import (
+    CompanyFactory,
+    CompetitorFactory,
+    OpportunityFactory,
+    ProductFactory,
+    ProductLineFactory,
+    StageChangeFactory,
+)
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+PIPELINE = reverse("opportunities:pipeline")
+TODAY = timezone.localdate()
+
+
+def days(n: int) -> datetime.date:
+    return TODAY + datetime.timedelta(days=n)
+
+
+def deal_ids(response) -> list[int]:
+    """Deal ids in the order the list shows them (one link per row)."""
+    html = response.content.decode()
+    return [int(i) for i in re.findall(r'<td><a href="/opportunities/(\d+)/">', html)]
+
+
+def link(response, rel: str) -> str | None:
+    match = re.search(rf'rel="{rel}" href="([^"]+)"', response.content.decode())
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+# --- who sees what ------------------------------------------------------------------------------
+@pytest.mark.smoke
+def test_rep_sees_only_own_deals(rep_client, rep, teammate, other_rep):
+    mine = OpportunityFactory(owner=rep)
+    OpportunityFactory(owner=teammate)
+    OpportunityFactory(owner=other_rep)
+    response = rep_client.get(PIPELINE)
+    assert response.status_code == 200
+    assert deal_ids(response) == [mine.pk]
+
+
+def test_manager_sees_only_their_teams_deals(manager_client, rep, teammate, other_rep):
+    north = [OpportunityFactory(owner=rep).pk, OpportunityFactory(owner=teammate).pk]
+    OpportunityFactory(owner=other_rep)
+    assert sorted(deal_ids(manager_client.get(PIPELINE))) == sorted(north)
+
+
+def test_admin_sees_every_deal(admin_client_, rep, other_rep):
+    everyone = [OpportunityFactory(owner=rep).pk, OpportunityFactory(owner=other_rep).pk]
+    assert sorted(deal_ids(admin_client_.get(PIPELINE))) == sorted(everyone)
+
+
+def test_pipeline_requires_login(client):
+    response = client.get(PIPELINE)
+    assert response.status_code == 302
+    assert reverse("login") in response["Location"]
+
+
+# --- status and filters ------------------------------------------------------------------------
+def test_pipeline_shows_open_deals_by_default(rep_client, rep):
+    open_deal = OpportunityFactory(owner=rep, stage=Stage.NEGOTIATION)
+    won = OpportunityFactory(owner=rep, stage=Stage.WON)
+    assert deal_ids(rep_client.get(PIPELINE)) == [open_deal.pk]
+    assert deal_ids(rep_client.get(PIPELINE, {"status": "closed"})) == [won.pk]
+    assert sorted(deal_ids(rep_client.get(PIPELINE, {"status": "all"}))) == sorted(
+        [open_deal.pk, won.pk]
+    )
+
+
+def test_text_search_matches_title_or_company_name(rep_client, rep):
+    by_title = OpportunityFactory(owner=rep, title="Payroll rollout")
+    by_company = OpportunityFactory(owner=rep, company=CompanyFactory(name="Payroll Partners"))
+    OpportunityFactory(owner=rep, title="Something else")
+    found = deal_ids(rep_client.get(PIPELINE, {"q": "payroll"}))
+    assert sorted(found) == sorted([by_title.pk, by_company.pk])
+
+
+def test_stage_filter_takes_several_stages_without_distinct(rep_client, rep):
+    proposal = OpportunityFactory(owner=rep, stage=Stage.PROPOSAL)
+    negotiation = OpportunityFactory(owner=rep, stage=Stage.NEGOTIATION)
+    OpportunityFactory(owner=rep, stage=Stage.PROSPECTING)
+    with CaptureQueriesContext(connection) as ctx:
+        response = rep_client.get(PIPELINE, {"stage": ["proposal", "negotiation"]})
+    assert sorted(deal_ids(response)) == sorted([proposal.pk, negotiation.pk])
+    assert not any("DISTINCT" in q["sql"].upper() for q in ctx.captured_queries)
+
+
+def test_product_filter(rep_client, rep):
+    product = ProductFactory()
+    wanted = OpportunityFactory(owner=rep, product=product)
+    OpportunityFactory(owner=rep)
+    assert deal_ids(rep_client.get(PIPELINE, {"product": product.pk})) == [wanted.pk]
+
+
+def test_product_line_filter(rep_client, rep):
+    line = ProductLineFactory(name="Analytics")
+    wanted = OpportunityFactory(owner=rep, product=ProductFactory(line=line))
+    OpportunityFactory(owner=rep, product=ProductFactory(line=ProductLineFactory(name="Payroll")))
+    assert deal_ids(rep_client.get(PIPELINE, {"line": line.pk})) == [wanted.pk]
+
+
+def test_owner_filter_narrows_a_managers_list(manager_client, rep, teammate):
+    OpportunityFactory(owner=rep)
+    tess = OpportunityFactory(owner=teammate)
+    assert deal_ids(manager_client.get(PIPELINE, {"owner": teammate.pk})) == [tess.pk]
+
+
+def test_owner_filter_rejects_forged_owner_with_a_form_error(manager_client, rep, other_rep):
+    OpportunityFactory(owner=rep)
+    OpportunityFactory(owner=other_rep)
+    response = manager_client.get(PIPELINE, {"owner": other_rep.pk})
+    assert response.status_code == 200
+    assert deal_ids(response) == []
+    assert "Owner: Select a valid choice" in response.content.decode()
+
+
+def test_rep_is_not_offered_the_owner_filter_and_it_cannot_widen_the_list(
+    rep_client, rep, teammate
+):
+    mine = OpportunityFactory(owner=rep)
+    OpportunityFactory(owner=teammate)
+    response = rep_client.get(PIPELINE, {"owner": teammate.pk})
+    assert deal_ids(response) == [mine.pk]
+    assert 'name="owner"' not in response.content.decode()
+
+
+def test_close_date_range_filter(rep_client, rep):
+    OpportunityFactory(owner=rep, expected_close_date=days(5))
+    inside = OpportunityFactory(owner=rep, expected_close_date=days(20))
+    OpportunityFactory(owner=rep, expected_close_date=days(40))
+    params = {"close_from": days(10).isoformat(), "close_to": days(30).isoformat()}
+    assert deal_ids(rep_client.get(PIPELINE, params)) == [inside.pk]
+
+
+def test_amount_range_filter(rep_client, rep):
+    OpportunityFactory(owner=rep, amount=Decimal("500"))
+    inside = OpportunityFactory(owner=rep, amount=Decimal("5000"))
+    OpportunityFactory(owner=rep, amount=Decimal("50000"))
+    params = {"amount_min": "1000", "amount_max": "10000"}
+    assert deal_ids(rep_client.get(PIPELINE, params)) == [inside.pk]
+
+
+def test_malformed_filter_values_show_errors_not_a_crash(rep_client, rep):
+    OpportunityFactory(owner=rep)
+    response = rep_client.get(PIPELINE, {"close_from": "next week", "amount_min": "-5"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Closes from: Enter a valid date." in html
+    assert "Amount from: Ensure this value is greater than or equal to 0." in html
+
+
+# --- sorting -----------------------------------------------------------------------------------
+@pytest.fixture
+def three_deals(rep):
+    return [
+        OpportunityFactory(
+            owner=rep,
+            title="Bravo",
+            amount=Decimal("300"),
+            expected_close_date=days(10),
+            company=CompanyFactory(name="Charlie Co"),
+        ),
+        OpportunityFactory(
+            owner=rep,
+            title="Alpha",
+            amount=Decimal("100"),
+            expected_close_date=days(30),
+            company=CompanyFactory(name="Bravo Co"),
+        ),
+        OpportunityFactory(
+            owner=rep,
+            title="Charlie",
+            amount=Decimal("200"),
+            expected_close_date=days(20),
+            company=CompanyFactory(name="Alpha Co"),
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("close", [0, 2, 1]),
+        ("-close", [1, 2, 0]),
+        ("amount", [1, 2, 0]),
+        ("-amount", [0, 2, 1]),
+        ("title", [1, 0, 2]),
+        ("-title", [2, 0, 1]),
+        ("company", [2, 1, 0]),
+        ("-company", [0, 1, 2]),
+    ],
+)
+def test_sort_orders_rows_both_ways(rep_client, three_deals, sort, expected):
+    response = rep_client.get(PIPELINE, {"sort": sort})
+    assert deal_ids(response) == [three_deals[i].pk for i in expected]
+
+
+@pytest.mark.parametrize("sort", ["owner__password", "--amount", "id; drop", ""])
+def test_unknown_sort_falls_back_to_expected_close_date(rep_client, three_deals, sort):
+    response = rep_client.get(PIPELINE, {"sort": sort})
+    assert response.status_code == 200
+    assert deal_ids(response) == [three_deals[i].pk for i in (0, 2, 1)]
+
+
+def test_sort_headers_link_to_the_opposite_direction(rep_client, three_deals):
+    html = rep_client.get(PIPELINE, {"sort": "amount"}).content.decode()
+    assert 'aria-sort="ascending"' in html
+    assert 'href="?sort=-amount"' in html
+
+
+# --- keyset pages -------------------------------------------------------------------------------
+@pytest.fixture
+def small_pages(settings):
+    settings.DEBRIEF_PIPELINE_PAGE_SIZE = 5
+
+
+def test_next_page_continues_after_the_last_row_without_overlap(
+    rep_client, rep, small_pages, bulk_deals
+):
+    deals = bulk_deals(rep, 12, expected_close_date=days(7))  # all tie on the sort key
+    expected = sorted(d.pk for d in deals)
+    first = rep_client.get(PIPELINE, {"q": "Bulk"})
+    assert deal_ids(first) == expected[:5]
+    assert link(first, "prev") is None
+    second = rep_client.get(PIPELINE + link(first, "next"))
+    assert deal_ids(second) == expected[5:10]
+    third = rep_client.get(PIPELINE + link(second, "next"))
+    assert deal_ids(third) == expected[10:]
+    assert link(third, "next") is None
+    # Filters stay in the links.
+    assert parse_qs(urlsplit(link(second, "next")).query)["q"] == ["Bulk"]
+
+
+def test_previous_link_goes_back_to_the_same_rows(rep_client, rep, small_pages, bulk_deals):
+    bulk_deals(rep, 12)
+    first = rep_client.get(PIPELINE, {"sort": "-amount"})
+    second = rep_client.get(PIPELINE + link(first, "next"))
+    back = rep_client.get(PIPELINE + link(second, "prev"))
+    assert deal_ids(back) == deal_ids(first)
+    assert link(back, "prev") is None
+    assert set(deal_ids(first)).isdisjoint(deal_ids(second))
+
+
+def test_descending_pages_on_tied_amounts_visit_every_deal_once(
+    rep_client, rep, small_pages, bulk_deals
+):
+    deals = bulk_deals(rep, 11, amount=Decimal("750.50"))
+    seen, url = [], f"{PIPELINE}?sort=-amount"
+    while url:
+        response = rep_client.get(url)
+        seen += deal_ids(response)
+        next_link = link(response, "next")
+        url = PIPELINE + next_link if next_link else None
+    assert seen == sorted((d.pk for d in deals), reverse=True)
+
+
+def test_garbage_cursor_shows_the_first_page(rep_client, rep, small_pages, bulk_deals):
+    deals = bulk_deals(rep, 7)
+    response = rep_client.get(PIPELINE, {"after": "not-a-cursor", "sort": "amount"})
+    assert response.status_code == 200
+    assert deal_ids(response) == [d.pk for d in deals[:5]]
+
+
+def test_pages_run_no_offset_and_no_full_count(rep_client, rep, small_pages, bulk_deals):
+    bulk_deals(rep, 12)
+    first = rep_client.get(PIPELINE)
+    with CaptureQueriesContext(connection) as ctx:
+        rep_client.get(PIPELINE + link(first, "next"))
+    sqls = [q["sql"].upper() for q in ctx.captured_queries]
+    assert not any("OFFSET" in sql for sql in sqls)
+    counts = [sql for sql in sqls if "COUNT(" in sql]
+    assert len(counts) == 1 and "LIMIT 1001" in counts[0]
+
+
+def test_count_is_capped(rep_client, rep, bulk_deals, monkeypatch):
+    monkeypatch.setattr(views, "PIPELINE_COUNT_CAP", 3)
+    bulk_deals(rep, 4)
+    assert "3+ open deals" in rep_client.get(PIPELINE).content.decode()
+    monkeypatch.setattr(views, "PIPELINE_COUNT_CAP", 1000)
+    assert "4 open deals" in rep_client.get(PIPELINE).content.decode()
+
+
+# --- htmx, empty states, rows ------------------------------------------------------------------
+def test_htmx_request_gets_only_the_results_fragment(rep_client, rep):
+    deal = OpportunityFactory(owner=rep)
+    page = rep_client.get(PIPELINE)
+    fragment = rep_client.get(PIPELINE, {"stage": "proposal"}, **HTMX)
+    assert "<html" in page.content.decode() and 'id="pipeline-filters"' in page.content.decode()
+    html = fragment.content.decode()
+    assert "<html" not in html and 'id="pipeline-filters"' not in html
+    assert 'id="pipeline-results"' in html and deal_ids(fragment) == [deal.pk]
+    assert "HX-Request" in fragment["Vary"]
+
+
+def test_htmx_history_restore_gets_the_whole_page(rep_client, rep):
+    response = rep_client.get(
+        PIPELINE, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    )
+    assert "<html" in response.content.decode()
+
+
+def test_filter_form_is_wired_for_htmx_and_plain_get(rep_client, rep):
+    html = rep_client.get(PIPELINE).content.decode()
+    assert 'hx-get="/opportunities/"' in html and 'hx-target="#pipeline-results"' in html
+    assert 'hx-push-url="true"' in html and 'method="get"' in html
+    assert 'name="sort" value="close" form="pipeline-filters"' in html
+
+
+def test_empty_pipeline_invites_to_create_a_deal(rep_client, rep):
+    html = rep_client.get(PIPELINE).content.decode()
+    assert "No open deals yet." in html and reverse("opportunities:create") in html
+
+
+def test_no_match_offers_to_clear_filters(rep_client, rep):
+    OpportunityFactory(owner=rep, title="Payroll")
+    html = rep_client.get(PIPELINE, {"q": "zzz"}).content.decode()
+    assert "No deals match these filters." in html and "Clear filters" in html
+
+
+def test_overdue_next_step_is_flagged_in_the_row(rep_client, rep):
+    OpportunityFactory(owner=rep, next_step="Send pricing", next_step_due=days(-2))
+    html = rep_client.get(PIPELINE).content.decode()
+    assert 'class="overdue"' in html and "Overdue" in html
+
+
+def _pipeline_queries(client, count_queries, **extra):
+    n, response = count_queries(lambda: client.get(PIPELINE, **extra))
+    assert response.status_code == 200
+    return n
+
+
+@pytest.mark.parametrize("as_htmx", [False, True])
+@pytest.mark.parametrize("persona", ["rep", "manager"])
+def test_pipeline_query_count_does_not_grow_with_deals(
+    client, rep, manager, bulk_deals, count_queries, as_htmx, persona
+):
+    client.force_login(rep if persona == "rep" else manager)
+    extra = HTMX if as_htmx else {}
+    bulk_deals(rep, 50)
+    with_50 = _pipeline_queries(client, count_queries, **extra)
+    bulk_deals(rep, 450)
+    with_500 = _pipeline_queries(client, count_queries, **extra)
+    # Session, user, page, capped count; the full page adds product and line choices; a
+    # manager adds their team ids, and owner choices on the full page.
+    expected = {("rep", False): 6, ("rep", True): 4, ("manager", False): 8, ("manager", True): 5}
+    assert with_50 == with_500 == expected[persona, as_htmx]
+
+
+# --- deal page ----------------------------------------------------------------------------------
+def detail(deal) -> str:
+    return reverse("opportunities:detail", args=[deal.pk])
+
+
+@pytest.mark.smoke
+def test_rep_cannot_open_other_teams_deal(rep_client, other_rep):
+    assert rep_client.get(detail(OpportunityFactory(owner=other_rep))).status_code == 404
+
+
+def test_rep_cannot_open_teammates_deal(rep_client, teammate):
+    assert rep_client.get(detail(OpportunityFactory(owner=teammate))).status_code == 404
+
+
+def test_other_manager_cannot_open_north_deal(client, other_manager, rep):
+    client.force_login(other_manager)
+    assert client.get(detail(OpportunityFactory(owner=rep))).status_code == 404
+
+
+def test_missing_deal_is_404(rep_client):
+    assert rep_client.get("/opportunities/999999/").status_code == 404
+
+
+def test_deal_page_shows_everything_about_the_deal(rep_client, rep):
+    competitor = CompetitorFactory(name="Rivalsoft")
+    deal = OpportunityFactory(
+        owner=rep,
+        title="Finance rollout",
+        amount=Decimal("12345.60"),
+        currency="EUR",
+        primary_competitor=competitor,
+        next_step="Send pricing",
+        next_step_due=days(-1),
+    )
+    StageChangeFactory(
+        opportunity=deal, from_stage=Stage.QUALIFICATION, to_stage=Stage.PROPOSAL, changed_by=rep
+    )
+    html = rep_client.get(detail(deal)).content.decode()
+    for text in [
+        "Finance rollout",
+        reverse("customers:company_detail", args=[deal.company_id]),
+        deal.contact.full_name,
+        deal.product.name,
+        deal.product.line.name,
+        "EUR 12,345.60",
+        "Rivalsoft",
+        "Send pricing",
+        "Overdue",
+        "Qualification → Proposal",
+        "Riley Rep",
+        reverse("opportunities:edit", args=[deal.pk]),
+    ]:
+        assert text in html, text
+
+
+def test_closed_deal_page_has_no_edit_button(rep_client, rep):
+    deal = OpportunityFactory(owner=rep, stage=Stage.LOST)
+    html = rep_client.get(detail(deal)).content.decode()
+    assert reverse("opportunities:edit", args=[deal.pk]) not in html
+    assert "Reopen it to edit." in html
+
+
+def test_manager_gets_edit_button_on_team_deal(manager_client, rep):
+    deal = OpportunityFactory(owner=rep)
+    html = manager_client.get(detail(deal)).content.decode()
+    assert reverse("opportunities:edit", args=[deal.pk]) in html
+
+
+@pytest.mark.parametrize("persona", ["rep", "manager"])
+def test_deal_page_query_count_does_not_grow_with_history(
+    client, rep, manager, count_queries, persona
+):
+    client.force_login(rep if persona == "rep" else manager)
+    deal = OpportunityFactory(owner=rep)
+
+    def add_changes(n):
+        StageChange.objects.bulk_create(
+            StageChange(
+                opportunity=deal, from_stage="proposal", to_stage="negotiation", changed_by=rep
+            )
+            for _ in range(n)
+        )
+
+    add_changes(50)
+    with_50, _ = count_queries(lambda: client.get(detail(deal)))
+    add_changes(450)
+    with_500, response = count_queries(lambda: client.get(detail(deal)))
+    assert response.status_code == 200
+    # Session, user, deal, history, its reflections; a manager adds team ids and the
+    # can-act-for checks (the page's and the close buttons').
+    assert with_50 == with_500 == {"rep": 5, "manager": 8}[persona]
+    assert response.content.decode().count("Proposal → Negotiation") == 500
+
+
+def test_deal_page_lists_only_its_own_history(rep_client, rep):
+    deal = OpportunityFactory(owner=rep)
+    other = OpportunityFactory(owner=rep)
+    StageChangeFactory(opportunity=other, to_stage=Stage.NEGOTIATION)
+    assert (
+        "Negotiation" not in rep_client.get(detail(deal)).content.decode().split("Stage history")[1]
+    )
+    assert Opportunity.objects.count() == 2
