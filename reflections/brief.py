@@ -3,8 +3,9 @@ The reflections' part of a customer's pre-call brief. The company page (customer
 the sections listed in settings.DEBRIEF_BRIEF_SECTIONS without importing this app.
 """
 
+from accounts import access
 from opportunities.models import OPEN_STAGES, Opportunity
-from reflections import selectors
+from reflections import selectors, services
 from reflections.forms import CallDebriefForm
 
 
@@ -47,5 +48,25 @@ def sections(request, company) -> list[dict]:
             "slot": "main",
             "template": "reflections/brief/debriefs.html",
             "context": debrief_context(request, company),
+        },
+    ]
+
+
+def deal_sections(request, opportunity) -> list[dict]:
+    """On the deal page: close or reopen buttons, and the deal's reflections."""
+    can_act = access.can_act_for(request.user, opportunity.owner)
+    reflections = list(selectors.reflections_of(opportunity))
+    for reflection in reflections:
+        reflection.can_amend = services.can_amend(request.user, reflection)
+    return [
+        {
+            "slot": "actions",
+            "template": "reflections/deal/actions.html",
+            "context": {"deal": opportunity, "can_act": can_act},
+        },
+        {
+            "slot": "main",
+            "template": "reflections/deal/reflections.html",
+            "context": {"deal": opportunity, "reflections": reflections},
         },
     ]
