@@ -16,6 +16,20 @@ from django.http import Http404
 from accounts.models import Role, Team, User
 
 
+def managed_team_ids(user: User) -> list[int]:
+    """
+    The teams a manager manages, looked up once per user object (one request) however many
+    checks a page makes. Changing a manager's teams clears it (accounts.signals).
+    """
+    if user.role != Role.MANAGER:
+        return []
+    cached = getattr(user, "_managed_team_ids", None)
+    if cached is None:
+        cached = list(user.managed_teams.values_list("pk", flat=True))
+        user._managed_team_ids = cached
+    return cached
+
+
 def teams_visible_to(user: User) -> QuerySet[Team]:
     """Teams whose pages and reports the user may open."""
     if user.role == Role.ADMIN:
@@ -43,7 +57,7 @@ def owner_q(user: User, field: str = "owner") -> Q:
     if user.role == Role.ADMIN:
         return Q()
     if user.role == Role.MANAGER:
-        team_ids = list(user.managed_teams.values_list("pk", flat=True))
+        team_ids = managed_team_ids(user)
         return Q(**{f"{field}_id": user.pk}) | Q(**{f"{field}__team_id__in": team_ids})
     return Q(**{f"{field}_id": user.pk})
 
@@ -55,7 +69,7 @@ def can_act_for(actor: User, owner: User) -> bool:
     if actor.role == Role.ADMIN or actor.pk == owner.pk:
         return True
     if actor.role == Role.MANAGER and owner.team_id:
-        return actor.managed_teams.filter(pk=owner.team_id).exists()
+        return owner.team_id in managed_team_ids(actor)
     return False
 
 
@@ -66,7 +80,7 @@ def manages(manager: User, user: User) -> bool:
     return (
         manager.role == Role.MANAGER
         and user.team_id is not None
-        and manager.managed_teams.filter(pk=user.team_id).exists()
+        and user.team_id in managed_team_ids(manager)
     )
 
 

@@ -280,6 +280,7 @@ DEBRIEF_DEMO_PASSWORD = "debrief-demo-2026"
 # The company page (the pre-call brief) shows the sections these functions return; later apps
 # add theirs here so that customers never imports them.
 DEBRIEF_BRIEF_SECTIONS = [
+    "opportunities.brief.sections",
     "reflections.brief.sections",
 ]
 # Likewise for the deal page: closing with a reflection, reopening, the reflection history.
@@ -303,6 +304,8 @@ DEBRIEF_REPORTING_CURRENCY = env_str("DEBRIEF_REPORTING_CURRENCY", "GBP")
 DEBRIEF_CURRENCY_RATES = dict(
     item.split("=", 1) for item in env_list("DEBRIEF_CURRENCY_RATES", "GBP=1,EUR=0.85,USD=0.79")
 )
+# Links in e-mails (the weekly digest) point here.
+DEBRIEF_SITE_URL = env_str("DEBRIEF_SITE_URL", "http://127.0.0.1:8000")
 # Seconds a refresh queued by a close waits, so that a burst of closes shares one rollup.
 DEBRIEF_INSIGHT_REFRESH_DELAY = env_int("DEBRIEF_INSIGHT_REFRESH_DELAY", 30)
 # Periodic tasks live in the database (insights/schedules.py installs them) so that admins can

@@ -54,7 +54,10 @@ class Company(models.Model):
         verbose_name_plural = "companies"
         constraints = [
             models.UniqueConstraint(
-                "domain", condition=~Q(domain=""), name="company_domain_unique"
+                "domain",
+                condition=~Q(domain=""),
+                name="company_domain_unique",
+                violation_error_message="Another company already has this domain.",
             ),
             models.CheckConstraint(
                 condition=Q(domain=Lower("domain")), name="company_domain_lowercase"
@@ -93,7 +96,11 @@ class Contact(models.Model):
         ordering = ["full_name"]
         constraints = [
             models.UniqueConstraint(
-                "company", "email", condition=~Q(email=""), name="contact_email_per_company"
+                "company",
+                "email",
+                condition=~Q(email=""),
+                name="contact_email_per_company",
+                violation_error_message="Someone at this company already has this e-mail.",
             ),
             models.CheckConstraint(
                 condition=Q(email=Lower("email")), name="contact_email_lowercase"

@@ -5,6 +5,7 @@ from django.db.models.functions import Lower
 from django.shortcuts import get_object_or_404
 
 from customers.models import Company, Contact
+from customers.normalize import normalize_domain
 
 
 def companies_matching(query: str, limit: int = 10) -> QuerySet[Company]:
@@ -74,3 +75,20 @@ def suppressions_of(company: Company, *, recent_days: int = 90) -> dict:
     active = [s for s in rows if s.is_active_on(day)]
     ended = [s for s in rows if not s.is_active_on(day) and s.starts_on <= day]
     return {"active": active, "ended": ended}
+
+
+def companies_filtered(*, q: str = "", segment: str = "", region: str = "") -> QuerySet[Company]:
+    """The company list: a search on name or domain, and segment and region filters."""
+    # Ordered by Lower(name) so the company_name_lower_idx index serves the sort.
+    companies = Company.objects.order_by(Lower("name"), "id")
+    if q:
+        match = Q(name__icontains=q)
+        domain = normalize_domain(q)
+        if domain:
+            match |= Q(domain__icontains=domain)
+        companies = companies.filter(match)
+    if segment:
+        companies = companies.filter(segment=segment)
+    if region:
+        companies = companies.filter(region=region)
+    return companies

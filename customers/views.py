@@ -4,40 +4,19 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import Lower
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget
 
-from accounts.models import User
-from customers import services
+from crm_site import sections
+from customers import selectors, services, suppression
 from customers.forms import CompanyForm, CompanySearchForm, ContactForm
 from customers.models import Company
-from customers.normalize import normalize_domain
 from customers.selectors import contacts_of
-from opportunities.models import CLOSED_STAGES, OPEN_STAGES, Stage
-from opportunities.selectors import opportunities_visible_to
 
 COMPANIES_PER_PAGE = 25
-
-
-def _companies_filtered(*, q: str = "", segment: str = "", region: str = "") -> QuerySet[Company]:
-    # Ordered by Lower(name) so the company_name_lower_idx index serves the sort.
-    companies = Company.objects.order_by(Lower("name"), "id")
-    if q:
-        match = Q(name__icontains=q)
-        domain = normalize_domain(q)
-        if domain:
-            match |= Q(domain__icontains=domain)
-        companies = companies.filter(match)
-    if segment:
-        companies = companies.filter(segment=segment)
-    if region:
-        companies = companies.filter(region=region)
-    return companies
 
 
 @login_required
@@ -45,7 +24,7 @@ def company_list(request):
     form = CompanySearchForm(request.GET)
     form.is_valid()
     filters = form.filters()
-    page = Paginator(_companies_filtered(**filters), COMPANIES_PER_PAGE).get_page(
+    page = Paginator(selectors.companies_filtered(**filters), COMPANIES_PER_PAGE).get_page(
         request.GET.get("page")
     )
     context = {
@@ -63,43 +42,28 @@ def company_list(request):
     return response
 
 
-def _brief_context(user: User, company: Company, contact_form: ContactForm) -> dict:
+def _brief_context(request, company: Company, contact_form: ContactForm) -> dict:
     """
-    Everything the pre-call brief shows, in a fixed number of queries. Open deals follow the
-    pipeline's visibility rules; closed deals are the customer's history and are shown
-    org-wide, linked only where the user may open them.
+    The pre-call brief: the company's own facts, contacts and suppressions, plus the sections
+    later apps add (deals, past reflections, debriefs, the objection playbook).
     """
-    visible = opportunities_visible_to(user).filter(company=company)
-    open_deals = list(
-        visible.filter(stage__in=OPEN_STAGES)
-        .select_related("owner", "product", "contact")
-        .order_by("expected_close_date", "id")
-    )
-    closed_deals = list(
-        company.opportunities.filter(stage__in=CLOSED_STAGES)
-        .select_related("owner", "product")
-        .annotate(can_open=Exists(visible.filter(pk=OuterRef("pk"))))
-        .order_by("-closed_date", "-id")
-    )
-    outcomes = {stage: 0 for stage in CLOSED_STAGES}
-    for deal in closed_deals:
-        outcomes[deal.stage] += 1
+    suppressions = selectors.suppressions_of(company)
+    for row in (*suppressions["active"], *suppressions["ended"]):
+        row.description = suppression.describe(row)
     return {
         "company": company,
         "contacts": list(contacts_of(company)),
         "contact_form": contact_form,
-        "open_deals": open_deals,
-        "closed_deals": closed_deals,
-        "won_count": outcomes[Stage.WON],
-        "lost_count": outcomes[Stage.LOST],
-        "no_decision_count": outcomes[Stage.NO_DECISION],
+        "suppressions": suppressions,
+        "can_lift": suppression.can_lift(request.user),
+        "sections": sections.collect("DEBRIEF_BRIEF_SECTIONS", request=request, company=company),
     }
 
 
 @login_required
 def company_detail(request, company_id: int):
     company = get_object_or_404(Company, pk=company_id)
-    context = _brief_context(request.user, company, ContactForm(company=company))
+    context = _brief_context(request, company, ContactForm(company=company))
     return render(request, "customers/company_detail.html", context)
 
 
@@ -166,5 +130,5 @@ def contact_create(request, company_id: int):
             {"company": company, "contact_form": form},
         )
         return reswap(retarget(response, "#contact-form"), "outerHTML")
-    context = _brief_context(request.user, company, form)
+    context = _brief_context(request, company, form)
     return render(request, "customers/company_detail.html", context)

@@ -362,7 +362,7 @@ def test_edit_form_query_count_does_not_grow_with_contacts(
     assert response.status_code == 200
     # Session, user, deal, products, contacts, competitors; a manager adds team ids, the
     # can-act-for check and the owner choices.
-    assert with_50 == with_150 == {"rep": 6, "manager": 9}[persona]
+    assert with_50 == with_150 == {"rep": 6, "manager": 8}[persona]
 
 
 # --- autocomplete ---------------------------------------------------------------------------------
