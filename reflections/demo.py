@@ -219,6 +219,9 @@ class _Writer:
             if primary == "Price":
                 objection_weights["Price too high"] *= 3
             heard = sorted({_pick(rng, objection_weights) for _ in range(rng.randint(0, 2))})
+            if outcome == Outcome.WON and heard:
+                # The won prompt asks how the biggest objection was answered: keep that one.
+                heard = [rng.choice(heard)]
             for label in heard:
                 add(QuestionKind.OBJECTIONS, objection=self.objections[label])
         if outcome == Outcome.LOST:

@@ -155,14 +155,17 @@ def objection_playbook(product_ids: list[int], today=None) -> list[dict]:
                 order_by=[F("reflection__closed_date").desc(), F("id").desc()],
             ),
         )
-        .filter(position__lte=PLAYBOOK_EXAMPLES)
+        # A few spare rows, so that repeated wording can be dropped and three remain.
+        .filter(position__lte=PLAYBOOK_EXAMPLES * 3)
         .values(
             "about", "text", "reflection__closed_date", "reflection__opportunity__product__name"
         )
     )
     by_objection: dict[int, list[dict]] = {}
     for row in examples:
-        by_objection.setdefault(row["about"], []).append(row)
+        quotes = by_objection.setdefault(row["about"], [])
+        if len(quotes) < PLAYBOOK_EXAMPLES and all(q["text"] != row["text"] for q in quotes):
+            quotes.append(row)
     return [
         {
             "label": row["objection__label"],
