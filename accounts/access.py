@@ -90,3 +90,14 @@ def get_or_404(queryset: QuerySet, **lookup):
         return queryset.get(**lookup)
     except queryset.model.DoesNotExist as exc:
         raise Http404("Not found") from exc
+
+
+def login_name(request, credentials: dict | None) -> str:
+    """
+    The e-mail a login attempt names, lower-cased, so that login throttling counts
+    RILEY@example.com and riley@example.com as the same person. django-axes passes the
+    credentials under the user model's USERNAME_FIELD ("email") when it checks a lockout,
+    and Django's failure signal under the login form's "username": read both.
+    """
+    source = credentials if credentials is not None else request.POST
+    return (source.get("email") or source.get("username") or "").strip().lower()

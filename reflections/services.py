@@ -333,7 +333,9 @@ def prompt_set_revise(*, prompt_set: PromptSet) -> PromptSet:
     )
     if latest.pk != prompt_set.pk:
         raise ValidationError(f"{latest} is newer; revise that one.")
-    PromptSet.objects.filter(family=prompt_set.family, active=True).update(active=False)
+    for old in PromptSet.objects.filter(family=prompt_set.family, active=True):
+        old.active = False
+        old.save(update_fields=["active"])  # one by one, so the audit trail records it
     new = PromptSet.objects.create(
         family=prompt_set.family,
         version=latest.version + 1,

@@ -26,7 +26,11 @@ def test_seeded_logins_work_and_manager_manages_reps_team(settings, client):
     rep = User.objects.get(email="rep@debrief.example")
     manager = User.objects.get(email="manager@debrief.example")
     assert rep.team in manager.managed_teams.all()
-    assert client.login(username="rep@debrief.example", password=settings.DEBRIEF_DEMO_PASSWORD)
+    response = client.post(
+        "/accounts/login/",
+        {"username": "rep@debrief.example", "password": settings.DEBRIEF_DEMO_PASSWORD},
+    )
+    assert response.status_code == 302
 
 
 def test_seed_demo_if_empty_leaves_existing_data(settings, rep):
