@@ -81,6 +81,13 @@ def validate(upload) -> Layout:
             ) from exc
         offset += len(chunk)
     try:
+        decoder.decode(b"", final=True)  # a file that ends inside a character
+    except UnicodeDecodeError as exc:
+        raise CallListError(
+            "The file is not UTF-8 text (it ends in the middle of a character). "
+            "Save it as “CSV UTF-8” and upload it again."
+        ) from exc
+    try:
         with _text(upload) as text:
             return _layout(csv.reader(text, strict=True))
     except csv.Error as exc:

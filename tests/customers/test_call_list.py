@@ -100,11 +100,12 @@ def test_formula_cells_are_escaped(rep_client, blocked):
     [
         ("name,city\nDana,Leeds\n", b"No usable column"),
         (b"email\n\xe9l\xe8ve@example.com\n", b"not UTF-8"),
+        (b"email\nx@y.example\xc2", b"not UTF-8"),
         (b"PK\x03\x04\x00\x00binary", b"not a CSV file"),
         ("", b"The submitted file is empty"),
         ('email\n"unterminated\n', b"not a readable CSV"),
     ],
-    ids=["no-usable-column", "latin-1", "binary", "empty", "broken-quotes"],
+    ids=["no-usable-column", "latin-1", "cut-character", "binary", "empty", "broken-quotes"],
 )
 def test_bad_files_get_a_clear_message(rep_client, content, message, settings):
     response = rep_client.post(URL, {"file": upload(content)})
