@@ -16,7 +16,9 @@ class NextStepForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "e.g. Send revised proposal"}),
     )
     next_step_due = forms.DateField(
-        label="Due", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="Due",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
 
     def clean(self):

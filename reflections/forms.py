@@ -172,7 +172,7 @@ class ReflectionForm(forms.Form):
 
 class CallDebriefForm(forms.Form):
     call_date = forms.DateField(
-        label="Date of the call", widget=forms.DateInput(attrs={"type": "date"})
+        label="Date of the call", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
     contact = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="— nobody in particular —"

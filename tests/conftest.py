@@ -102,7 +102,24 @@ def admin_client_(client, admin_user):
 
 
 @pytest.fixture
-def lost_set(db):
+def defaults(db):
+    """
+    The rows the data migrations create (reasons, objections, prompt sets, suppression rules).
+    Transactional tests truncate every table when they end, so tests that may run after one
+    re-create them here; the migrations' functions are idempotent.
+    """
+    from importlib import import_module
+
+    from django.apps import apps
+
+    import_module("reflections.migrations.0002_default_taxonomy_and_prompt_sets").create_defaults(
+        apps, None
+    )
+    import_module("customers.migrations.0003_default_suppression_rules").create_rules(apps, None)
+
+
+@pytest.fixture
+def lost_set(defaults):
     """The default lost prompt set from the data migration."""
     return PromptSet.objects.get(family="default-lost", active=True)
 

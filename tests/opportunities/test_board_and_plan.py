@@ -269,3 +269,10 @@ def test_plan_query_count_does_not_grow_with_deals(rep_client, rep):
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
     assert counts[0] <= 4, counts
+
+
+def test_inline_edit_shows_the_due_date_in_the_date_input_format(rep_client, rep):
+    deal = OpportunityFactory(owner=rep, next_step="Call", next_step_due=datetime.date(2026, 12, 3))
+    form = rep_client.get(reverse("opportunities:next_step", args=[deal.pk]), **HTMX)
+    # <input type="date"> only understands ISO dates; a localised one shows as empty.
+    assert b'value="2026-12-03"' in form.content

@@ -1,0 +1,57 @@
+"""axe-core on the main pages: no serious or critical accessibility violations."""
+
+import pytest
+from django.conf import settings
+
+from tests.e2e.conftest import axe_violations, login, shot
+from tests.factories import CompanyFactory, ContactFactory, OpportunityFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def axe_page(browser, live_server):
+    # axe is injected as an inline script, which the Content-Security-Policy (rightly) blocks;
+    # the journeys test the policy, this context only checks accessibility.
+    context = browser.new_context(
+        base_url=live_server.url, bypass_csp=True, viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def test_main_pages_have_no_serious_accessibility_violations(axe_page, rep, defaults):
+    company = CompanyFactory(name="Brightwater Foods")
+    contact = ContactFactory(company=company)
+    deal = OpportunityFactory(owner=rep, company=company, contact=contact, next_step="Call back")
+    page = axe_page
+    page.goto("/accounts/login/")
+    found = {"login": axe_violations(page)}
+    login(page, rep.email, settings.DEBRIEF_DEMO_PASSWORD)
+    pages = {
+        "plan": "/plan/",
+        "pipeline": "/opportunities/",
+        "board": "/opportunities/board/",
+        "deal": f"/opportunities/{deal.pk}/",
+        "deal-form": "/opportunities/new/",
+        "close-form": f"/opportunities/{deal.pk}/close/lost/",
+        "company": f"/companies/{company.pk}/",
+        "insights": "/insights/",
+        "call-list": "/suppressions/check/",
+        "exceptions": "/suppressions/exceptions/",
+    }
+    for name, path in pages.items():
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        found[name] = axe_violations(page)
+        if found[name]:
+            shot(page, f"axe-{name}")
+    # The close form also opens inline on the deal page.
+    page.goto(f"/opportunities/{deal.pk}/")
+    page.click("a:has-text('Lost')")
+    page.wait_for_selector("#modal .modal")
+    found["close-dialog"] = axe_violations(page)
+    problems = {name: v for name, v in found.items() if v}
+    assert not problems, problems
