@@ -9,6 +9,8 @@ import os
 from celery import Celery
 from celery.signals import setup_logging
 
+import crm_site.logs  # noqa: F401  (connects the task log signals)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_site.settings")
 
 app = Celery("crm_site")
