@@ -95,7 +95,11 @@ def _schema() -> dict:
         "type": "object",
         "additionalProperties": False,
         "properties": {name: {"type": ["string", "null"]} for name in FIELDS},
-        "description": "At least one of email, phone and company_domain.",
+        "description": "At least one of email, phone and company_domain, not blank.",
+        "anyOf": [
+            {"required": [key], "properties": {key: {"type": "string", "pattern": r"\S"}}}
+            for key in KEYS
+        ],
     }
     error = {
         "type": "object",
