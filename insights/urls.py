@@ -6,4 +6,7 @@ app_name = "insights"
 
 urlpatterns = [
     path("insights/", views.dashboard, name="dashboard"),
+    path("insights/export/<slug:table>.csv", views.export, name="export"),
+    path("insights/refresh", views.refresh, name="refresh"),
+    path("insights/runs/<int:run_id>/progress", views.run_progress, name="run_progress"),
 ]

@@ -1,6 +1,118 @@
-# Placeholder: the insight dashboards are being written.
-from django.http import Http404
+"""Insight dashboards, their CSV exports, and "refresh now" with its progress bar."""
+
+import csv
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+
+from insights import selectors, services
+from insights.exports import EXPORTABLE, csv_cell, export_rows
+from insights.forms import report_params
+from insights.models import PeriodKind, RunStatus, Source
+
+REFRESHED_EVENT = "insightsRefreshed"
 
 
+def _report(request):
+    params = report_params(request.GET)
+    options = selectors.scope_options(request.user)
+    scope = selectors.scope_for(request.user, params["scope"], options)
+    periods = selectors.available_periods(params["kind"])
+    period = params["period"] or periods[0]
+    report = selectors.report_for(
+        request.user, kind=params["kind"], period=period, scope=scope, source=params["source"]
+    )
+    return report, options, periods
+
+
+def _query(report, **changes) -> str:
+    values = {
+        "kind": report.kind,
+        "period": report.period.start.isoformat(),
+        "scope": report.scope.value,
+        "source": report.source,
+    }
+    values.update(changes)
+    return urlencode(values)
+
+
+@require_GET
+@login_required
 def dashboard(request):
-    raise Http404("Not built yet")
+    """Win rate, amounts, cycle time, reasons, competitors, objections and segments."""
+    report, options, periods = _report(request)
+    if report.period not in periods:
+        periods = sorted([*periods, report.period], reverse=True)
+    dashboard_url = reverse("insights:dashboard")
+    context = {
+        "report": report,
+        "scope_groups": options,
+        "periods": periods,
+        "period_kinds": PeriodKind.choices,
+        "sources": Source.choices,
+        "report_url": f"{dashboard_url}?{_query(report)}",
+        "previous_url": f"{dashboard_url}?"
+        + _query(report, period=report.period.previous().start.isoformat()),
+        "next_url": f"{dashboard_url}?"
+        + _query(report, period=report.period.next().start.isoformat()),
+        "export_query": _query(report),
+        "currency": settings.DEBRIEF_REPORTING_CURRENCY,
+        **selectors.dashboard_runs(request.user),
+    }
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "insights/dashboard.html#report" if partial else "insights/dashboard.html"
+    return render(request, template, context)
+
+
+@require_GET
+@login_required
+def export(request, table: str):
+    """One report table as CSV, with the same scope rules and hidden slices as the page."""
+    if table not in EXPORTABLE:
+        raise Http404("No such table")
+    report, _, _ = _report(request)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    filename = f"insights-{table}-{report.kind}-{report.period.start}-{report.scope.value}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename.replace(":", "-")}"'
+    writer = csv.writer(response)
+    for row in export_rows(report, table):
+        writer.writerow([csv_cell(value) for value in row])
+    return response
+
+
+# --- refresh now -------------------------------------------------------------------------------
+@require_POST
+@login_required
+def refresh(request):
+    """Start a full rebuild (or join the one under way) and show its progress."""
+    run = services.insight_run_request_rebuild(requested_by=request.user)
+    if request.htmx:
+        run.refresh_from_db()  # eager tasks (the embedded default) have finished it already
+        response = render(request, "insights/dashboard.html#progress", {"run": run}, status=202)
+        if run.status == RunStatus.SUCCEEDED:
+            trigger_client_event(response, REFRESHED_EVENT)
+        return response
+    messages.info(request, "Insights are being recomputed. Reload this page to see progress.")
+    return redirect("insights:dashboard")
+
+
+@require_GET
+@login_required
+def run_progress(request, run_id: int):
+    """The progress fragment htmx polls every second; 286 stops the polling once finished."""
+    run = selectors.run_for(request.user, run_id)
+    if not run.finished:
+        return render(request, "insights/dashboard.html#progress", {"run": run})
+    response = HttpResponseStopPolling(
+        render(request, "insights/dashboard.html#progress", {"run": run}).content
+    )
+    if run.status == RunStatus.SUCCEEDED:
+        trigger_client_event(response, REFRESHED_EVENT)
+    return response

@@ -1,0 +1,128 @@
+"""
+CSV exports of the report tables. Cells are escaped against formula injection: text that a
+spreadsheet would run as a formula (starting with = + - @, tab or carriage return) gets a
+leading apostrophe. Numbers are written as numbers; they cannot carry a formula.
+"""
+
+from django.conf import settings
+
+from insights import selectors
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _pct(value):
+    return "" if value is None else round(value * 100, 1)
+
+
+def export_rows(report: selectors.Report, table_name: str):
+    """The rows of one table (one of EXPORTABLE), with hidden slices and rows marked."""
+    hidden = "not enough data"
+    if table_name == "trend":
+        yield ["Period", "Closed deals", "Won", "Lost", "No decision", "Win rate %"]
+        for point in report.trend:
+            f = point.fact
+            if f is None:
+                yield [point.period.label, 0, "", "", "", ""]
+            elif not point.visible:
+                yield [point.period.label, hidden, "", "", "", ""]
+            else:
+                yield [point.period.label, f.deals, f.won, f.lost, f.no_decision, _pct(f.win_rate)]
+        return
+    if table_name == "summary":
+        yield [
+            "Scope",
+            "Period",
+            "Closed deals",
+            "Won",
+            "Lost",
+            "No decision",
+            "Win rate %",
+            "Previous win rate %",
+            "Change (points)",
+            "p-value",
+            "Meaningful shift",
+            f"Amount won ({settings.DEBRIEF_REPORTING_CURRENCY})",
+            f"Amount lost ({settings.DEBRIEF_REPORTING_CURRENCY})",
+            "Average cycle days",
+        ]
+        f = report.summary
+        if f is None or report.hidden:
+            yield [report.scope.label, report.period.label, hidden if f else 0]
+            return
+        yield [
+            report.scope.label,
+            report.period.label,
+            f.deals,
+            f.won,
+            f.lost,
+            f.no_decision,
+            _pct(f.win_rate),
+            _pct(f.prev_rate),
+            _pct(f.change),
+            f.p_value,
+            "yes" if f.significant else "no",
+            f.amount_won,
+            f.amount_lost,
+            f.avg_cycle_days,
+        ]
+        return
+    table = report.table(table_name) if not report.hidden else None
+    yield [
+        "Dimension",
+        "Source",
+        "Key",
+        "Label",
+        "Outcome",
+        "Deals",
+        "Won",
+        "Lost",
+        "No decision",
+        "Base",
+        "Rate %",
+        "Share %",
+        "Win rate %",
+        "Previous rate %",
+        "Change (points)",
+        "p-value",
+        "Meaningful shift",
+        "Headline",
+    ]
+    if table is None:
+        yield [table_name, "", "", hidden]
+        return
+    for f in table.rows:
+        yield [
+            f.dimension,
+            f.source,
+            f.key,
+            f.label,
+            f.outcome,
+            f.deals,
+            f.won,
+            f.lost,
+            f.no_decision,
+            f.base,
+            _pct(f.rate),
+            _pct(f.share),
+            _pct(f.win_rate),
+            _pct(f.prev_rate),
+            _pct(f.change),
+            f.p_value,
+            "yes" if f.is_shift else "no",
+            f.headline,
+        ]
+    if table.hidden:
+        yield [table.dimension, "", "", f"{table.hidden} more rows: {hidden}"]
+
+
+EXPORTABLE = {"summary", "trend"} | {dimension for dimension, _, _ in selectors.TABLES}

@@ -1,0 +1,33 @@
+"""The dashboard's pickers: validation and normalisation of the query string only."""
+
+from django import forms
+
+from insights.models import PeriodKind, Source
+from insights.periods import Period
+
+
+class ReportForm(forms.Form):
+    kind = forms.ChoiceField(choices=PeriodKind.choices, required=False)
+    period = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    scope = forms.CharField(required=False, max_length=60)
+    source = forms.ChoiceField(choices=Source.choices, required=False)
+
+
+def report_params(data) -> dict:
+    """
+    Picker values from a query string, with defaults for anything missing or malformed
+    (quarters, the whole organisation, every reason source; no period: the caller picks the
+    latest). The period snaps to the one of the chosen kind that contains the given day, so
+    switching between months and quarters keeps the date.
+    """
+    form = ReportForm(data)
+    form.is_valid()  # a malformed value is left out of cleaned_data and defaults below
+    cleaned = form.cleaned_data
+    kind = cleaned.get("kind") or PeriodKind.QUARTER
+    day = cleaned.get("period")
+    return {
+        "kind": kind,
+        "period": Period.containing(kind, day) if day else None,
+        "scope": (cleaned.get("scope") or "org").strip(),
+        "source": cleaned.get("source") or Source.ALL,
+    }

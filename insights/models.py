@@ -1,0 +1,216 @@
+"""
+Insights: report facts rolled up from reflections, the runs that build them, and the
+bookkeeping that lets a burst of closes share one refresh.
+
+Facts are aggregates only (per period, scope and dimension); nothing here is per person, so no
+report can rank reps. The minimum slice size is applied when facts are read, so changing it
+needs no rebuild.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from reflections.models import Outcome
+
+
+class PeriodKind(models.TextChoices):
+    MONTH = "month", "Month"
+    QUARTER = "quarter", "Quarter"
+
+
+class ScopeKind(models.TextChoices):
+    ORG = "org", "Organisation"
+    TEAM = "team", "Team"
+    PRODUCT_LINE = "product_line", "Product line"
+    SEGMENT = "segment", "Customer segment"
+
+
+class Dimension(models.TextChoices):
+    SUMMARY = "summary", "Summary"
+    PRIMARY_REASON_WON = "primary_reason_won", "Main reasons we won"
+    PRIMARY_REASON_LOST = "primary_reason_lost", "Main reasons we lost"
+    PRIMARY_REASON_NO_DECISION = "primary_reason_no_decision", "Main reasons for no decision"
+    CONTRIBUTING_REASON = "contributing_reason", "Contributing reasons"
+    COMPETITOR = "competitor", "Competitors"
+    OBJECTION = "objection", "Objections heard"
+    SEGMENT = "segment", "Customer segments"
+
+
+class Source(models.TextChoices):
+    """Who the main reason came from; only primary-reason facts are split."""
+
+    ALL = "all", "Everyone"
+    CUSTOMER = "customer", "The customer said so"
+    REP = "rep", "The rep's own read"
+
+
+class InsightFact(models.Model):
+    """
+    One aggregated number set for one period, scope and dimension key, e.g. "losses with
+    Price as the main reason, team North, Q2 2026". `rate` is the proportion compared with
+    the previous period: the share of `base` for reasons and objections, the win rate for the
+    summary, competitors and segments.
+    """
+
+    period_kind = models.CharField(max_length=8, choices=PeriodKind.choices)
+    period_start = models.DateField()
+    scope_kind = models.CharField(max_length=12, choices=ScopeKind.choices)
+    scope_key = models.CharField(
+        max_length=40, blank=True, help_text="Team or product line id, segment code; empty: org."
+    )
+    dimension = models.CharField(max_length=28, choices=Dimension.choices)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.ALL)
+    key = models.CharField(max_length=40, blank=True, help_text="Reason, competitor, ... id.")
+    label = models.CharField(max_length=200, blank=True)
+    outcome = models.CharField(
+        max_length=12,
+        choices=Outcome.choices,
+        blank=True,
+        help_text="For reason rows: the outcome the reason explains.",
+    )
+
+    deals = models.PositiveIntegerField(default=0, help_text="Closed deals this row counts.")
+    won = models.PositiveIntegerField(default=0)
+    lost = models.PositiveIntegerField(default=0)
+    no_decision = models.PositiveIntegerField(default=0)
+    base = models.PositiveIntegerField(default=0, help_text="Denominator of the rate.")
+    rate = models.FloatField(null=True, blank=True)
+    share = models.FloatField(null=True, blank=True)
+    win_rate = models.FloatField(null=True, blank=True)
+    amount_won = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    amount_lost = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    avg_cycle_days = models.FloatField(null=True, blank=True)
+
+    prev_deals = models.PositiveIntegerField(null=True, blank=True)
+    prev_base = models.PositiveIntegerField(null=True, blank=True)
+    prev_rate = models.FloatField(null=True, blank=True)
+    change = models.FloatField(null=True, blank=True, help_text="rate - prev_rate.")
+    p_value = models.FloatField(null=True, blank=True)
+    significant = models.BooleanField(default=False)
+    headline = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["period_kind", "-period_start", "scope_kind", "scope_key", "dimension"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "period_kind",
+                    "period_start",
+                    "scope_kind",
+                    "scope_key",
+                    "dimension",
+                    "source",
+                    "key",
+                ],
+                name="insightfact_unique_cell",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["period_kind", "scope_kind", "scope_key", "dimension", "period_start"],
+                name="insightfact_trend_idx",
+            ),
+            models.Index(
+                fields=["period_kind", "period_start"],
+                condition=Q(significant=True),
+                name="insightfact_shift_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period_kind} {self.period_start} {self.scope_kind}:{self.scope_key} " + (
+            f"{self.dimension} {self.label}".strip()
+        )
+
+
+class RunKind(models.TextChoices):
+    REBUILD = "rebuild", "Full rebuild"
+    REFRESH = "refresh", "Refresh after closes"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_STATUSES = [RunStatus.QUEUED, RunStatus.RUNNING]
+
+
+class InsightRun(models.Model):
+    """A rollup job and how far it got. A failure keeps its reason in `error`."""
+
+    kind = models.CharField(max_length=8, choices=RunKind.choices)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0–100.")
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    facts_written = models.PositiveIntegerField(default=0)
+    detail = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="insightrun_progress_max"),
+            # The coalescing claim: at most one queued run of each kind. A close that finds
+            # one queued adds its periods to the pending list and queues nothing.
+            models.UniqueConstraint(
+                fields=["kind"], condition=Q(status="queued"), name="insightrun_one_queued_per_kind"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "kind"], name="insightrun_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display().lower()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+
+
+class PendingPeriod(models.Model):
+    """A period whose facts are stale because a deal in it closed, was amended or reopened."""
+
+    period_kind = models.CharField(max_length=8, choices=PeriodKind.choices)
+    period_start = models.DateField()
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["period_kind", "period_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period_kind", "period_start"], name="pendingperiod_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period_kind} {self.period_start}"
+
+
+class DigestDelivery(models.Model):
+    """The weekly digest sent to one manager; the unique row makes a rerun skip them."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    week_start = models.DateField()
+    sent_at = models.DateTimeField(default=timezone.now)
+    shifts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-week_start", "recipient_id"]
+        verbose_name_plural = "digest deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "week_start"], name="digest_once_a_week")
+        ]
+
+    def __str__(self) -> str:
+        return f"Digest for {self.recipient} · week of {self.week_start:%d %b %Y}"

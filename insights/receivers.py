@@ -1,0 +1,25 @@
+"""
+How insights hear about closes: reflections sends its signals inside the close transaction,
+so the work is deferred until that transaction commits (a rolled-back close marks nothing).
+"""
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from insights import services
+from reflections.signals import opportunity_reopened, reflection_submitted
+
+
+def _after_commit(day) -> None:
+    transaction.on_commit(lambda: services.insights_mark_stale(dates=[day]), robust=True)
+
+
+@receiver(reflection_submitted, dispatch_uid="insights_reflection_submitted")
+def reflection_submitted_received(sender, reflection, **kwargs):
+    _after_commit(reflection.closed_date)
+
+
+@receiver(opportunity_reopened, dispatch_uid="insights_opportunity_reopened")
+def opportunity_reopened_received(sender, opportunity, reflection=None, **kwargs):
+    if reflection is not None:
+        _after_commit(reflection.closed_date)

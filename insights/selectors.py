@@ -1,0 +1,366 @@
+"""
+Reads behind the insight dashboards, always scoped to the user:
+
+- everyone sees the organisation, every product line and every customer segment, and their
+  own results ("My results", computed live from their own deals and never stored);
+- reps see their own team, managers the teams they manage, admins every team;
+- beyond a user's own results, a slice or row with fewer than the minimum reflections shows
+  "not enough data".
+
+A dashboard is a fixed number of queries whatever the data size: the scopes, the periods,
+one read of the slice's facts, one of the trend, one of the quoted answers, the runs.
+"""
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import F, OuterRef, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
+from django.http import Http404
+from django.utils import timezone
+
+from accounts import access
+from accounts.models import Role, User
+from customers.models import Segment
+from insights import facts as fact_rules
+from insights.models import (
+    Dimension,
+    InsightFact,
+    InsightRun,
+    RunStatus,
+    ScopeKind,
+    Source,
+)
+from insights.periods import Period
+from opportunities.models import ProductLine
+from reflections.models import Answer, Outcome, QuestionKind
+
+MINE = "mine"
+TREND_PERIODS = 8
+QUOTED_REASONS = 3
+QUOTES_PER_REASON = 3
+CHART_ROWS = 8
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # a ScopeKind, or MINE
+    key: str
+    label: str
+
+    @property
+    def value(self) -> str:
+        """How the picker names it: org, mine, team:3, product_line:2, segment:retail."""
+        return self.kind if self.kind in (ScopeKind.ORG, MINE) else f"{self.kind}:{self.key}"
+
+    @property
+    def is_mine(self) -> bool:
+        return self.kind == MINE
+
+
+ORG = Scope(ScopeKind.ORG, "", "Whole organisation")
+
+
+def scope_options(user: User) -> list[tuple[str, list[Scope]]]:
+    """The scopes the user may pick, grouped for the picker (two queries)."""
+    teams = [
+        Scope(ScopeKind.TEAM, str(t.pk), t.name)
+        for t in access.teams_visible_to(user).only("pk", "name").order_by("name")
+    ]
+    lines = [
+        Scope(ScopeKind.PRODUCT_LINE, str(line.pk), line.name)
+        for line in ProductLine.objects.only("pk", "name").order_by("name")
+    ]
+    segments = [Scope(ScopeKind.SEGMENT, code, label) for code, label in Segment.choices]
+    groups = [("Overview", [ORG, Scope(MINE, "", "My results")])]
+    if teams:
+        groups.append(("My team" if user.role == Role.REP else "Teams", teams))
+    groups += [("Product lines", lines), ("Customer segments", segments)]
+    return groups
+
+
+def scope_for(user: User, value: str, options: list[tuple[str, list[Scope]]]) -> Scope:
+    """The scope a picker value names, or 404: another team's report looks like a missing one."""
+    value = (value or ScopeKind.ORG).strip()
+    for _, scopes in options:
+        for scope in scopes:
+            if scope.value == value:
+                return scope
+    raise Http404("No such report")
+
+
+def available_periods(kind: str, today: datetime.date | None = None) -> list[Period]:
+    """Periods with facts, newest first, always including the current one."""
+    current = Period.containing(kind, today or timezone.localdate())
+    starts = set(
+        InsightFact.objects.filter(
+            period_kind=kind, scope_kind=ScopeKind.ORG, dimension=Dimension.SUMMARY
+        ).values_list("period_start", flat=True)
+    )
+    starts.add(current.start)
+    return sorted((Period(kind, s) for s in starts), reverse=True)
+
+
+# --- the report --------------------------------------------------------------------------------
+TABLES = [
+    (Dimension.PRIMARY_REASON_LOST, "Why we lost", "Main reason"),
+    (Dimension.PRIMARY_REASON_WON, "Why we won", "Main reason"),
+    (Dimension.PRIMARY_REASON_NO_DECISION, "Why deals ended without a decision", "Main reason"),
+    (Dimension.CONTRIBUTING_REASON, "What else played a part", "Reason"),
+    (Dimension.COMPETITOR, "Competitors: our win rate against each", "Competitor"),
+    (Dimension.OBJECTION, "Objections heard", "Objection"),
+    (Dimension.SEGMENT, "Customer segments", "Segment"),
+]
+PRIMARY = {
+    Dimension.PRIMARY_REASON_LOST,
+    Dimension.PRIMARY_REASON_WON,
+    Dimension.PRIMARY_REASON_NO_DECISION,
+}
+WIN_RATE_TABLES = {Dimension.COMPETITOR, Dimension.SEGMENT}
+
+
+@dataclass
+class Table:
+    dimension: str
+    title: str
+    column: str
+    rows: list[InsightFact] = field(default_factory=list)
+    hidden: int = 0
+    chart: dict | None = None
+
+    @property
+    def slug(self) -> str:
+        return self.dimension.replace("_", "-")
+
+    @property
+    def chart_id(self) -> str:
+        return f"chart-{self.slug}"
+
+    @property
+    def by_win_rate(self) -> bool:
+        return self.dimension in WIN_RATE_TABLES
+
+    @property
+    def is_primary(self) -> bool:
+        return self.dimension in PRIMARY
+
+    @property
+    def not_enough(self) -> bool:
+        return self.hidden > 0 and not self.rows
+
+
+@dataclass
+class TrendPoint:
+    period: Period
+    fact: InsightFact | None
+    visible: bool
+
+
+@dataclass
+class Report:
+    kind: str
+    period: Period
+    scope: Scope
+    source: str
+    min_slice: int
+    summary: InsightFact | None = None
+    hidden: bool = False
+    tables: list[Table] = field(default_factory=list)
+    trend: list[TrendPoint] = field(default_factory=list)
+    trend_chart: dict | None = None
+    shifts: list[InsightFact] = field(default_factory=list)
+    quotes: list[dict] = field(default_factory=list)
+
+    @property
+    def previous(self) -> Period:
+        return self.period.previous()
+
+    def table(self, dimension: str) -> Table | None:
+        return next((t for t in self.tables if t.dimension == dimension), None)
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(value * 100, 1)
+
+
+def _slice_facts(kind: str, period: Period, scope: Scope, user: User) -> tuple[list, list]:
+    """The slice's facts and the summary facts of the trend periods."""
+    trend_periods = [period.shift(-i) for i in range(TREND_PERIODS - 1, -1, -1)]
+    if scope.is_mine:
+        computed = fact_rules.compute_facts(
+            kind=kind, periods=trend_periods, scope_kind=ScopeKind.ORG, owner=user
+        )
+        current = [f for f in computed if f.period_start == period.start]
+        trend = [f for f in computed if f.dimension == Dimension.SUMMARY]
+        return current, trend
+    region = InsightFact.objects.filter(
+        period_kind=kind, scope_kind=scope.kind, scope_key=scope.key
+    )
+    current = list(region.filter(period_start=period.start))
+    trend = list(
+        region.filter(
+            dimension=Dimension.SUMMARY, period_start__in=[p.start for p in trend_periods]
+        )
+    )
+    return current, trend
+
+
+def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: str) -> Report:
+    """Everything one dashboard shows, with small slices and rows hidden (not for "mine")."""
+    k = settings.DEBRIEF_INSIGHT_MIN_SLICE
+    exempt = scope.is_mine
+    report = Report(kind=kind, period=period, scope=scope, source=source, min_slice=k)
+    current, trend = _slice_facts(kind, period, scope, user)
+
+    def visible(fact: InsightFact | None) -> bool:
+        return fact is not None and (exempt or fact.base >= k)
+
+    by_period = {f.period_start: f for f in trend}
+    for i in range(TREND_PERIODS - 1, -1, -1):
+        point_period = period.shift(-i)
+        fact = by_period.get(point_period.start)
+        report.trend.append(TrendPoint(point_period, fact, visible(fact)))
+    report.trend_chart = {
+        "kind": "line",
+        "percent": True,
+        "labels": [p.period.short_label for p in report.trend],
+        "datasets": [
+            {
+                "label": "Win rate",
+                "data": [_percent(p.fact.win_rate) if p.visible else None for p in report.trend],
+            }
+        ],
+    }
+
+    report.summary = next((f for f in current if f.dimension == Dimension.SUMMARY), None)
+    if not visible(report.summary):
+        report.hidden = True
+        return report
+
+    split = {
+        (f.dimension, f.key, f.source): f.deals
+        for f in current
+        if f.dimension in PRIMARY and f.source != Source.ALL
+    }
+    for dimension, title, column in TABLES:
+        if dimension == Dimension.SEGMENT and scope.kind == ScopeKind.SEGMENT:
+            continue
+        wanted = source if dimension in PRIMARY else Source.ALL
+        rows = [f for f in current if f.dimension == dimension and f.source == wanted]
+        table = Table(dimension, title, column)
+        for fact in sorted(rows, key=lambda f: (-f.deals, f.label)):
+            if not visible(fact):
+                table.hidden += 1
+                continue
+            fact.customer_deals = split.get((dimension, fact.key, Source.CUSTOMER), 0)
+            fact.rep_deals = split.get((dimension, fact.key, Source.REP), 0)
+            fact.is_shift = fact.significant and (exempt or (fact.prev_base or 0) >= k)
+            table.rows.append(fact)
+        if table.rows or table.hidden:
+            table.chart = _table_chart(table, report)
+        report.tables.append(table)
+
+    report.shifts = sorted(
+        [f for t in report.tables for f in t.rows if f.is_shift]
+        + ([report.summary] if report.summary.significant else []),
+        key=lambda f: f.p_value,
+    )
+    report.quotes = _quotes(user, report)
+    return report
+
+
+def _table_chart(table: Table, report: Report) -> dict | None:
+    rows = [f for f in table.rows if f.deals][:CHART_ROWS]
+    if not rows:
+        return None
+    current = [_percent(f.win_rate if table.by_win_rate else f.rate) for f in rows]
+    previous = [_percent(f.prev_rate) for f in rows]
+    return {
+        "kind": "bar",
+        "percent": True,
+        "labels": [f.label for f in rows],
+        "datasets": [
+            {"label": report.period.short_label, "data": current},
+            {"label": report.previous.short_label, "data": previous},
+        ],
+    }
+
+
+def _quotes(user: User, report: Report) -> list[dict]:
+    """
+    The latest three free-text answers for each of the top reasons we won and lost, from
+    reflections in this slice; one query (a window function ranks answers per reason). No
+    names: a quote is what was learned, not who said it.
+    """
+    wanted = []
+    for dimension in (Dimension.PRIMARY_REASON_LOST, Dimension.PRIMARY_REASON_WON):
+        table = report.table(dimension)
+        rows = [f for f in table.rows if f.deals and f.key != fact_rules.UNKNOWN_KEY]
+        wanted += rows[:QUOTED_REASONS]
+    if not wanted:
+        return []
+    primary = Answer.objects.filter(
+        reflection_id=OuterRef("reflection_id"), question__kind=QuestionKind.PRIMARY_REASON
+    ).values(rkey=Coalesce("reason__merged_into_id", "reason_id"))[:1]
+    answers = (
+        Answer.objects.filter(
+            question__kind=QuestionKind.SHORT_TEXT,
+            reflection__current=True,
+            reflection__closed_date__gte=report.period.start,
+            reflection__closed_date__lt=report.period.end,
+        )
+        .exclude(text="")
+        .annotate(rkey=Subquery(primary))
+        .filter(rkey__in=[int(f.key) for f in wanted])
+    )
+    if report.scope.is_mine:
+        answers = answers.filter(reflection__opportunity__owner=user)
+    elif report.scope.kind != ScopeKind.ORG:
+        field_name = fact_rules.SCOPE_FIELDS[report.scope.kind]
+        answers = answers.filter(**{f"reflection__{field_name}": report.scope.key})
+    ranked = (
+        answers.annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("rkey")],
+                order_by=[F("reflection__submitted_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(rank__lte=QUOTES_PER_REASON)
+        .values_list("rkey", "text", "reflection__closed_date")
+    )
+    texts: dict[str, list[dict]] = {}
+    for rkey, text, closed in ranked:
+        texts.setdefault(str(rkey), []).append({"text": text, "closed": closed})
+    return [
+        {"fact": f, "outcome": Outcome(f.outcome).label, "answers": texts[f.key]}
+        for f in wanted
+        if f.key in texts
+    ]
+
+
+# --- runs --------------------------------------------------------------------------------------
+def runs_visible_to(user: User) -> QuerySet[InsightRun]:
+    """
+    Everyone follows every run: a run recomputes the organisation's reports and carries no
+    one's data, and pressing "refresh" during someone else's run joins that run.
+    """
+    return InsightRun.objects.all()
+
+
+def run_for(user: User, run_id: int) -> InsightRun:
+    return access.get_or_404(runs_visible_to(user), pk=run_id)
+
+
+def dashboard_runs(user: User) -> dict:
+    """The run to show on the dashboard (active, or failed last) and when figures were built."""
+    newest = runs_visible_to(user).order_by("-created_at", "-id").first()
+    succeeded = (
+        InsightRun.objects.filter(status=RunStatus.SUCCEEDED)
+        .only("finished_at")
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    show = newest if newest and newest.status != RunStatus.SUCCEEDED else None
+    return {"run": show, "built_at": succeeded.finished_at if succeeded else None}

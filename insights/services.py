@@ -1,0 +1,420 @@
+"""
+Every write of the insights app: rollups into report facts, the runs that track them, the
+coalesced refresh after closes, and the weekly digest.
+
+Facts are upserted on their unique cell and facts that no longer exist are deleted, so any
+rerun (a retried task, a redelivered message, a second click) leaves the same rows.
+"""
+
+import datetime
+import logging
+from collections.abc import Callable, Iterable
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Min, Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Role, User
+from insights import facts as fact_rules
+from insights.models import (
+    DigestDelivery,
+    InsightFact,
+    InsightRun,
+    PendingPeriod,
+    PeriodKind,
+    RunKind,
+    RunStatus,
+    ScopeKind,
+)
+from insights.periods import Period, periods_between, week_start
+from reflections.models import Reflection
+
+logger = logging.getLogger(__name__)
+
+PERIOD_KINDS = [PeriodKind.QUARTER, PeriodKind.MONTH]
+SCOPE_KINDS = [ScopeKind.ORG, ScopeKind.TEAM, ScopeKind.PRODUCT_LINE, ScopeKind.SEGMENT]
+# A queued run older than this lost its message (broker restart, enqueue failure).
+QUEUED_TOO_LONG = datetime.timedelta(minutes=10)
+DELETE_CHUNK = 900
+
+Progress = Callable[[int], None]
+
+
+# --- writing facts -----------------------------------------------------------------------------
+def _write(
+    facts: list[InsightFact],
+    *,
+    kind: str,
+    scope_kind: str,
+    period_starts: Iterable[datetime.date] | None = None,
+    scope_key: str | None = None,
+) -> int:
+    """Upsert `facts` and delete the facts of the same region that were not recomputed."""
+    with transaction.atomic():
+        if facts:
+            InsightFact.objects.bulk_create(
+                facts,
+                batch_size=500,
+                update_conflicts=True,
+                unique_fields=fact_rules.UNIQUE_FIELDS,
+                update_fields=fact_rules.VALUE_FIELDS,
+            )
+        region = InsightFact.objects.filter(period_kind=kind, scope_kind=scope_kind)
+        if period_starts is not None:
+            region = region.filter(period_start__in=list(period_starts))
+        if scope_key is not None:
+            region = region.filter(scope_key=scope_key)
+        keep = {(f.period_start, f.scope_key, f.dimension, f.source, f.key) for f in facts}
+        stale = [
+            pk
+            for pk, *cell in region.values_list(
+                "pk", "period_start", "scope_key", "dimension", "source", "key"
+            )
+            if tuple(cell) not in keep
+        ]
+        for i in range(0, len(stale), DELETE_CHUNK):
+            InsightFact.objects.filter(pk__in=stale[i : i + DELETE_CHUNK]).delete()
+    return len(facts)
+
+
+def insights_rollup(
+    *, kind: str, period_start: datetime.date, scope_kind: str, scope_key: str = ""
+) -> int:
+    """
+    Recompute one period of one scope (e.g. Q2 2026, team 3), compared with the period
+    before it. Returns the number of facts written.
+    """
+    period = Period.containing(kind, period_start)
+    facts = fact_rules.compute_facts(
+        kind=kind,
+        periods=[period],
+        scope_kind=scope_kind,
+        scope_key=scope_key if scope_kind != ScopeKind.ORG else None,
+    )
+    if scope_kind == ScopeKind.ORG:
+        return _write(facts, kind=kind, scope_kind=scope_kind, period_starts=[period.start])
+    return _write(
+        facts,
+        kind=kind,
+        scope_kind=scope_kind,
+        period_starts=[period.start],
+        scope_key=scope_key,
+    )
+
+
+def insights_rebuild(*, progress: Progress | None = None) -> int:
+    """
+    Recompute every period that has reflections, in every scope, and drop facts of periods
+    that have none any more. Returns the number of facts written.
+    """
+    pending = _pending_snapshot()
+    bounds = Reflection.objects.filter(current=True).aggregate(
+        first=Min("closed_date"), last=Max("closed_date")
+    )
+    steps = [(kind, scope_kind) for kind in PERIOD_KINDS for scope_kind in SCOPE_KINDS]
+    written = 0
+    for done, (kind, scope_kind) in enumerate(steps, start=1):
+        periods = periods_between(kind, bounds["first"], bounds["last"]) if bounds["first"] else []
+        facts = fact_rules.compute_facts(kind=kind, periods=periods, scope_kind=scope_kind)
+        written += _write(facts, kind=kind, scope_kind=scope_kind)
+        if progress:
+            progress(int(done * 99 / len(steps)))
+    _pending_clear(pending)
+    return written
+
+
+def insights_refresh_pending(*, progress: Progress | None = None) -> int:
+    """
+    Recompute the periods marked stale by closes, amendments and reopenings, and the period
+    after each (its comparison changed). Returns the number of facts written.
+    """
+    pending = _pending_snapshot()
+    targets: dict[str, set[Period]] = {kind: set() for kind in PERIOD_KINDS}
+    for kind, start, _ in pending:
+        period = Period.containing(kind, start)
+        targets[kind].update({period, period.next()})
+    steps = [(k, s) for k in PERIOD_KINDS if targets[k] for s in SCOPE_KINDS]
+    written = 0
+    for done, (kind, scope_kind) in enumerate(steps, start=1):
+        periods = sorted(targets[kind])
+        facts = fact_rules.compute_facts(kind=kind, periods=periods, scope_kind=scope_kind)
+        written += _write(
+            facts,
+            kind=kind,
+            scope_kind=scope_kind,
+            period_starts=[p.start for p in periods],
+        )
+        if progress:
+            progress(int(done * 99 / len(steps)))
+    _pending_clear(pending)
+    return written
+
+
+def _pending_snapshot() -> list[tuple[str, datetime.date, datetime.datetime]]:
+    return list(PendingPeriod.objects.values_list("period_kind", "period_start", "marked_at"))
+
+
+def _pending_clear(snapshot) -> None:
+    """Forget the marks that were processed; a mark renewed meanwhile stays for the next run."""
+    if not snapshot:
+        return
+    match = Q()
+    for kind, start, marked_at in snapshot:
+        match |= Q(period_kind=kind, period_start=start, marked_at=marked_at)
+    PendingPeriod.objects.filter(match).delete()
+
+
+# --- runs --------------------------------------------------------------------------------------
+WORK = {RunKind.REBUILD: insights_rebuild, RunKind.REFRESH: insights_refresh_pending}
+
+
+def insight_run_execute(*, run_id: int) -> InsightRun | None:
+    """
+    Do the work of a run and record how it went. A run that already succeeded is left alone
+    (a redelivered message), and so is one that no longer exists; a failure is stored with
+    its reason and re-raised, so the task can retry when the error is transient.
+    """
+    started = InsightRun.objects.filter(pk=run_id).exclude(status=RunStatus.SUCCEEDED)
+    if not started.update(
+        status=RunStatus.RUNNING,
+        started_at=timezone.now(),
+        finished_at=None,
+        progress=0,
+        error="",
+    ):
+        run = InsightRun.objects.filter(pk=run_id).first()
+        if run is None:
+            logger.warning("Insight run %s no longer exists; nothing to do", run_id)
+        return run
+    run = InsightRun.objects.get(pk=run_id)
+
+    def progress(percent: int) -> None:
+        InsightRun.objects.filter(pk=run_id).update(progress=min(percent, 99))
+
+    try:
+        written = WORK[run.kind](progress=progress)
+    except Exception as exc:
+        InsightRun.objects.filter(pk=run_id).update(
+            status=RunStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        logger.exception("Insight run %s failed", run_id)
+        raise
+    InsightRun.objects.filter(pk=run_id).update(
+        status=RunStatus.SUCCEEDED,
+        progress=100,
+        finished_at=timezone.now(),
+        facts_written=written,
+    )
+    run.refresh_from_db()
+    return run
+
+
+def _claim(
+    kind: str, requested_by: User | None = None, detail: str = ""
+) -> tuple[InsightRun, bool]:
+    """The queued run of `kind`, created if there is none: the partial unique constraint on
+    queued runs makes this an atomic claim even when many closes race for it."""
+    try:
+        with transaction.atomic():
+            return (
+                InsightRun.objects.create(kind=kind, requested_by=requested_by, detail=detail),
+                True,
+            )
+    except IntegrityError:
+        run = InsightRun.objects.filter(kind=kind, status=RunStatus.QUEUED).first()
+        if run is None:  # it started in between; claim again
+            return _claim(kind, requested_by, detail)
+        return run, False
+
+
+def _enqueue(run: InsightRun, countdown: int = 0) -> None:
+    """Queue the run's task once the current transaction commits; a refusal is recorded."""
+
+    def send() -> None:
+        from insights import tasks
+
+        try:
+            tasks.run_insights.apply_async(args=[run.pk], countdown=countdown or None)
+        except Exception as exc:
+            # The broker refused, or (eager mode) the task itself failed: the run row says why.
+            InsightRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+                status=RunStatus.FAILED,
+                finished_at=timezone.now(),
+                error=f"Could not queue the job: {type(exc).__name__}: {exc}"[:2000],
+            )
+            logger.exception("Could not queue insight run %s", run.pk)
+
+    transaction.on_commit(send)
+
+
+def insight_run_request_rebuild(*, requested_by: User | None) -> InsightRun:
+    """
+    "Refresh now": a full rebuild, queued after commit. A rebuild already queued or running is
+    returned instead of starting a second one.
+    """
+    active = (
+        InsightRun.objects.filter(kind=RunKind.REBUILD, status=RunStatus.RUNNING)
+        .order_by("-created_at")
+        .first()
+    )
+    if active is not None:
+        return active
+    run, created = _claim(RunKind.REBUILD, requested_by, "Requested from the dashboard")
+    if created:
+        _enqueue(run)
+    return run
+
+
+def insights_rebuild_now(*, detail: str) -> InsightRun:
+    """A full rebuild done here and now (the nightly task, seed_demo, the management command),
+    recorded as a run; a rebuild already queued is taken over rather than duplicated."""
+    run, _ = _claim(RunKind.REBUILD, detail=detail)
+    return insight_run_execute(run_id=run.pk)
+
+
+def insights_mark_stale(*, dates: Iterable[datetime.date]) -> None:
+    """
+    Called after a close, amendment or reopening commits: mark its periods stale and queue a
+    refresh unless one is already queued. Not atomic on purpose: the marks commit before the
+    claim is tried, so a refresh that has started is sure to see them or leave a new queued
+    run behind for them.
+    """
+    now = timezone.now()
+    marks = {
+        (kind, Period.containing(kind, day).start) for day in dates if day for kind in PERIOD_KINDS
+    }
+    if not marks:
+        return
+    PendingPeriod.objects.bulk_create(
+        [PendingPeriod(period_kind=k, period_start=s, marked_at=now) for k, s in sorted(marks)],
+        update_conflicts=True,
+        unique_fields=["period_kind", "period_start"],
+        update_fields=["marked_at"],
+    )
+    run, created = _claim(RunKind.REFRESH, detail="After closes")
+    if created:
+        _enqueue(run, countdown=settings.DEBRIEF_INSIGHT_REFRESH_DELAY)
+
+
+def insights_sweep() -> list[int]:
+    """
+    The safety net the scheduler runs every few minutes: queue a refresh for marks nobody is
+    processing, requeue runs whose message was lost, and fail runs whose worker vanished.
+    Returns the ids of runs (re)queued.
+    """
+    now = timezone.now()
+    stuck_after = datetime.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
+    InsightRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=now - stuck_after).update(
+        status=RunStatus.FAILED,
+        finished_at=now,
+        error="The worker stopped before finishing (time limit or crash). The next refresh "
+        "recomputes these figures.",
+    )
+    queued = []
+    for run in InsightRun.objects.filter(
+        status=RunStatus.QUEUED, created_at__lt=now - QUEUED_TOO_LONG
+    ):
+        _enqueue(run)
+        queued.append(run.pk)
+    if PendingPeriod.objects.exists():
+        run, created = _claim(RunKind.REFRESH, detail="Sweep of pending periods")
+        if created:
+            _enqueue(run)
+            queued.append(run.pk)
+    return queued
+
+
+# --- weekly digest -----------------------------------------------------------------------------
+def digest_content(*, manager: User, today: datetime.date) -> dict:
+    """
+    What a manager's digest says: the meaningful shifts of the month and quarter the past
+    week fell in, for their teams and the organisation, and each team's headline numbers.
+    Slices under the minimum size are left out.
+    """
+    k = settings.DEBRIEF_INSIGHT_MIN_SLICE
+    day = today - datetime.timedelta(days=1)
+    periods = [Period.containing(kind, day) for kind in PERIOD_KINDS]
+    teams = list(manager.managed_teams.order_by("name"))
+    team_keys = [str(t.pk) for t in teams]
+    in_periods = Q()
+    for period in periods:
+        in_periods |= Q(period_kind=period.kind, period_start=period.start)
+    in_scopes = Q(scope_kind=ScopeKind.TEAM, scope_key__in=team_keys) | Q(scope_kind=ScopeKind.ORG)
+    shifts = list(
+        InsightFact.objects.filter(
+            in_periods, in_scopes, significant=True, base__gte=k, prev_base__gte=k
+        ).order_by("scope_kind", "p_value")
+    )
+    summaries = {
+        (f.period_kind, f.scope_key): f
+        for f in InsightFact.objects.filter(
+            in_periods, scope_kind=ScopeKind.TEAM, scope_key__in=team_keys, dimension="summary"
+        )
+    }
+    quarter = periods[0]
+    rows = []
+    for team in teams:
+        fact = summaries.get((PeriodKind.QUARTER, str(team.pk)))
+        rows.append({"team": team, "fact": fact if fact and fact.base >= k else None})
+    return {
+        "manager": manager,
+        "teams": teams,
+        "team_rows": rows,
+        "quarter": quarter,
+        "periods": periods,
+        "team_shifts": [s for s in shifts if s.scope_kind == ScopeKind.TEAM],
+        "org_shifts": [s for s in shifts if s.scope_kind == ScopeKind.ORG],
+        "min_slice": k,
+    }
+
+
+def digest_send(*, manager: User, today: datetime.date, base_url: str = "") -> bool:
+    """
+    E-mail one manager this week's digest, once: the delivery row is claimed first and
+    released if sending fails, so a retry sends it and a rerun after success does not.
+    """
+    week = week_start(today)
+    try:
+        with transaction.atomic():
+            delivery = DigestDelivery.objects.create(recipient=manager, week_start=week)
+    except IntegrityError:
+        return False
+    context = digest_content(manager=manager, today=today)
+    context["dashboard_url"] = base_url + reverse("insights:dashboard")
+    shifts = len(context["team_shifts"]) + len(context["org_shifts"])
+    subject = (
+        f"Debrief weekly: {shifts} meaningful shift{'s' if shifts != 1 else ''} "
+        f"in {', '.join(t.name for t in context['teams'])}"
+        if shifts
+        else "Debrief weekly: no meaningful shifts this week"
+    )
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("insights/email/digest.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[manager.email],
+    )
+    message.attach_alternative(render_to_string("insights/email/digest.html", context), "text/html")
+    try:
+        message.send()
+    except Exception:
+        delivery.delete()
+        raise
+    DigestDelivery.objects.filter(pk=delivery.pk).update(shifts=shifts)
+    return True
+
+
+def digest_send_all(*, today: datetime.date | None = None) -> int:
+    """Send the weekly digest to every active manager who manages a team. Returns how many."""
+    today = today or timezone.localdate()
+    base_url = settings.DEBRIEF_SITE_URL.rstrip("/")
+    managers = User.objects.filter(
+        role=Role.MANAGER, is_active=True, managed_teams__isnull=False
+    ).distinct()
+    return sum(digest_send(manager=m, today=today, base_url=base_url) for m in managers)

@@ -1,0 +1,31 @@
+"""Number formats for insight reports: percentages, percentage points, days."""
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def pct(value) -> str:
+    """0.3125 -> "31%"; nothing -> "—"."""
+    if value is None or value == "":
+        return "—"
+    return f"{round(float(value) * 100)}%"
+
+
+@register.filter
+def pts(value) -> str:
+    """A change in a proportion as signed percentage points: 0.13 -> "+13 pts"."""
+    if value is None or value == "":
+        return "—"
+    points = round(float(value) * 100)
+    if points == 0:
+        return "±0 pts"
+    return f"{points:+d} pts"
+
+
+@register.filter
+def days(value) -> str:
+    if value is None or value == "":
+        return "—"
+    return f"{float(value):.0f} days"

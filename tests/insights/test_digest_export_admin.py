@@ -1,0 +1,163 @@
+"""Weekly digest, CSV exports, admin pages and the demo step."""
+
+import csv
+import io
+from unittest import mock
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from accounts.demo import DemoContext
+from insights import demo, services, tasks
+from insights.exports import csv_cell
+from insights.models import DigestDelivery, InsightFact, InsightRun, RunKind
+from tests.factories import ManagerFactory, TeamFactory, UserFactory
+from tests.insights.conftest import Closer, d
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shifted(rep, other_rep, settings):
+    """North: Price losses 2 of 10 in Q1 -> 8 of 10 in Q2 (p = 0.0073). South: steady."""
+    settings.DEBRIEF_INSIGHT_MIN_SLICE = 5
+    north, south = Closer(rep), Closer(other_rep)
+    for i in range(10):
+        north.close("lost", d("2026-02-10"), "Price" if i < 2 else "Timing", text="Q1")
+        north.close("lost", d("2026-05-10"), "Price" if i < 8 else "Timing", text="Q2")
+        south.close("lost", d("2026-02-10"), "Price" if i < 5 else "Timing")
+        south.close("lost", d("2026-05-10"), "Price" if i < 5 else "Timing")
+    services.insights_rebuild()
+
+
+def test_weekly_digest_mails_each_manager_their_teams_shifts(
+    shifted, manager, other_manager, settings
+):
+    settings.DEBRIEF_SITE_URL = "https://debrief.example"
+    sent = services.digest_send_all(today=d("2026-05-18"))
+    assert sent == 2
+    by_recipient = {m.to[0]: m for m in mail.outbox}
+    north = by_recipient[manager.email]
+    headline = "Losses with price as the main reason in North rose from 20% to 80% in Q2 2026."
+    assert headline in north.body
+    html, mimetype = north.alternatives[0]
+    assert mimetype == "text/html" and headline in html
+    assert "https://debrief.example/insights/" in north.body
+    assert north.subject.startswith("Debrief weekly: ")
+    south = by_recipient[other_manager.email]
+    assert "in North" not in south.body and "no meaningful shifts" in south.subject
+    assert "North" in south.body or "South" in south.body
+
+
+def test_weekly_digest_is_sent_once_a_week_and_retried_after_a_failure(shifted, manager):
+    with (
+        mock.patch(
+            "django.core.mail.EmailMultiAlternatives.send", side_effect=OSError("SMTP down")
+        ),
+        pytest.raises(OSError),
+    ):
+        services.digest_send(manager=manager, today=d("2026-05-18"))
+    assert not DigestDelivery.objects.exists()  # released, so a retry sends it
+    assert services.digest_send(manager=manager, today=d("2026-05-18"))
+    assert not services.digest_send(manager=manager, today=d("2026-05-20"))  # same week
+    assert len(mail.outbox) == 1
+    assert tasks.send_weekly_digest() >= 0
+
+
+def test_managers_without_teams_get_no_digest(db):
+    ManagerFactory(email="idle@example.com")
+    assert services.digest_send_all(today=d("2026-05-18")) == 0
+    assert mail.outbox == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('=HYPERLINK("http://evil")', '\'=HYPERLINK("http://evil")'),
+        ("+1+2", "'+1+2"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tTab", "'\tTab"),
+        ("\rReturn", "'\rReturn"),
+        ("Price", "Price"),
+        (-12.5, -12.5),
+        (None, ""),
+    ],
+)
+def test_csv_cells_are_escaped_against_formula_injection(value, expected):
+    assert csv_cell(value) == expected
+
+
+def test_csv_export_escapes_labels_from_the_database(rep_client, rep, settings, competitor):
+    settings.DEBRIEF_INSIGHT_MIN_SLICE = 1
+    competitor.name = "=cmd|' /C calc'!A0"
+    competitor.save()
+    Closer(rep).close("lost", d("2026-05-12"), "Price", competitor=competitor)
+    services.insights_rebuild()
+    url = reverse("insights:export", args=["competitor"])
+    response = rep_client.get(url, {"kind": "quarter", "period": "2026-04-01"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[1][3] == "'=cmd|' /C calc'!A0"
+
+
+def test_every_report_table_exports(rep_client, shifted):
+    tables = ["summary", "trend", "primary_reason_lost", "primary_reason_won",
+              "primary_reason_no_decision", "contributing_reason", "competitor", "objection",
+              "segment"]  # fmt: skip
+    for table in tables:
+        url = reverse("insights:export", args=[table])
+        response = rep_client.get(url, {"kind": "quarter", "period": "2026-04-01"})
+        assert response.status_code == 200
+        rows = list(csv.reader(io.StringIO(response.content.decode())))
+        assert rows[0][0] in ("Dimension", "Period", "Scope")
+        if table in ("summary", "trend", "primary_reason_lost", "segment"):
+            assert len(rows) >= 2  # the fixture has data for these
+
+
+def test_unknown_export_table_is_404(rep_client):
+    assert rep_client.get(reverse("insights:export", args=["salaries"])).status_code == 404
+
+
+def test_admin_lists_runs_and_facts_and_recomputes(admin_client_, shifted):
+    with mock.patch.object(tasks.run_insights, "apply_async"):
+        run = InsightRun.objects.create(kind=RunKind.REFRESH, status="failed", error="boom")
+        response = admin_client_.post(
+            reverse("admin:insights_insightrun_changelist"),
+            {"action": "recompute_insights", "_selected_action": [run.pk]},
+            follow=True,
+        )
+    assert response.status_code == 200
+    assert InsightRun.objects.filter(kind=RunKind.REBUILD, status="queued").exists()
+    assert admin_client_.get(reverse("admin:insights_insightrun_changelist")).status_code == 200
+    facts = admin_client_.get(
+        reverse("admin:insights_insightfact_changelist"), {"significant__exact": "1"}
+    )
+    assert facts.status_code == 200 and "Price" in facts.content.decode()
+    change = reverse("admin:insights_insightfact_change", args=[InsightFact.objects.first().pk])
+    assert admin_client_.get(change).status_code == 200  # read-only view
+    assert admin_client_.get(reverse("admin:insights_insightfact_add")).status_code == 403
+
+
+def test_demo_step_is_a_no_op_without_reflections():
+    out = io.StringIO()
+    demo.seed(DemoContext(rng=None, scale="small", stdout=out))
+    assert "no reflections yet" in out.getvalue()
+    assert not InsightFact.objects.exists()
+
+
+def test_demo_step_builds_the_reports(rep):
+    Closer(rep).close("won", d("2026-05-12"), "Product fit")
+    out = io.StringIO()
+    demo.seed(DemoContext(rng=None, scale="small", stdout=out))
+    assert InsightFact.objects.exists() and "report facts built" in out.getvalue()
+
+
+def test_teams_of_other_managers_are_not_in_a_digest(shifted, manager):
+    extra = TeamFactory(name="East")
+    UserFactory(team=extra)
+    content = services.digest_content(manager=manager, today=d("2026-05-18"))
+    assert [t.name for t in content["teams"]] == ["North"]

@@ -1,0 +1,125 @@
+"""Refresh now: a run, a progress bar polled by htmx, and failures shown with their reason."""
+
+from unittest import mock
+
+import kombu.exceptions
+import pytest
+from django.urls import reverse
+
+from insights import services, tasks
+from insights.models import InsightRun, RunKind, RunStatus
+from tests.insights.conftest import d
+
+pytestmark = pytest.mark.django_db
+
+REFRESH = reverse("insights:refresh")
+
+
+def progress_url(run):
+    return reverse("insights:run_progress", args=[run.pk])
+
+
+@pytest.fixture
+def apply_async():
+    with mock.patch.object(tasks.run_insights, "apply_async") as patched:
+        yield patched
+
+
+def test_refresh_now_starts_a_run_and_polls_until_done(
+    manager_client, closer, apply_async, django_capture_on_commit_callbacks
+):
+    for _ in range(5):
+        closer.close("won", d("2026-05-12"), "Product fit")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = manager_client.post(REFRESH, HTTP_HX_REQUEST="true")
+    run = InsightRun.objects.get()
+    assert response.status_code == 202
+    assert (run.kind, run.status, run.progress) == (RunKind.REBUILD, RunStatus.QUEUED, 0)
+    apply_async.assert_called_once_with(args=[run.pk], countdown=None)
+    html = response.content.decode()
+    assert 'hx-trigger="every 1s"' in html and "<progress" in html
+
+    polling = manager_client.get(progress_url(run), HTTP_HX_REQUEST="true")
+    assert polling.status_code == 200 and 'hx-trigger="every 1s"' in polling.content.decode()
+
+    tasks.run_insights(run.pk)  # what the worker does, called directly
+    run.refresh_from_db()
+    assert (run.status, run.progress) == (RunStatus.SUCCEEDED, 100)
+    assert run.facts_written > 0 and run.started_at and run.finished_at
+    done = manager_client.get(progress_url(run), HTTP_HX_REQUEST="true")
+    assert done.status_code == 286  # htmx stops polling
+    assert "every 1s" not in done.content.decode() and "up to date" in done.content.decode()
+    assert "insightsRefreshed" in done.headers["HX-Trigger"]  # the report reloads itself
+
+
+def test_a_second_click_joins_the_queued_run(manager_client, apply_async):
+    manager_client.post(REFRESH, HTTP_HX_REQUEST="true")
+    manager_client.post(REFRESH, HTTP_HX_REQUEST="true")
+    assert InsightRun.objects.count() == 1
+
+
+def test_refresh_without_javascript_redirects_to_the_dashboard(rep_client, apply_async):
+    response = rep_client.post(REFRESH)
+    assert response.status_code == 302 and response.url == reverse("insights:dashboard")
+
+
+def test_a_failed_run_shows_its_reason(manager_client, apply_async):
+    run = services.insight_run_request_rebuild(requested_by=None)
+    with (
+        mock.patch(
+            "insights.facts.compute_facts", side_effect=RuntimeError("disk full on db host")
+        ),
+        pytest.raises(RuntimeError),
+    ):
+        tasks.run_insights(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.error == "RuntimeError: disk full on db host"
+    fragment = manager_client.get(progress_url(run), HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 286
+    assert "disk full on db host" in fragment.content.decode()
+    assert "HX-Trigger" not in fragment.headers
+    page = manager_client.get(reverse("insights:dashboard")).content.decode()
+    assert "The last refresh failed" in page and "disk full on db host" in page
+
+
+def test_a_broker_refusal_is_recorded_on_the_run(
+    manager_client, apply_async, django_capture_on_commit_callbacks
+):
+    apply_async.side_effect = kombu.exceptions.OperationalError("Connection refused")
+    with django_capture_on_commit_callbacks(execute=True):
+        manager_client.post(REFRESH, HTTP_HX_REQUEST="true")
+    run = InsightRun.objects.get()
+    assert run.status == RunStatus.FAILED
+    assert "Could not queue the job" in run.error and "Connection refused" in run.error
+
+
+def test_a_succeeded_run_is_not_redone_by_a_redelivered_message(closer, apply_async):
+    run = services.insight_run_request_rebuild(requested_by=None)
+    tasks.run_insights(run.pk)
+    run.refresh_from_db()
+    finished = run.finished_at
+    with mock.patch("insights.facts.compute_facts") as compute:
+        tasks.run_insights(run.pk)
+    compute.assert_not_called()
+    run.refresh_from_db()
+    assert run.finished_at == finished
+
+
+def test_a_rep_pressing_refresh_joins_and_follows_a_run_already_under_way(
+    rep_client, rep, manager, apply_async
+):
+    run = services.insight_run_request_rebuild(requested_by=manager)
+    assert services.insight_run_request_rebuild(requested_by=rep).pk == run.pk
+    assert rep_client.get(progress_url(run)).status_code == 200
+    assert rep_client.get(reverse("insights:run_progress", args=[99999])).status_code == 404
+
+
+def test_progress_fragment_query_count(manager_client, apply_async, django_assert_num_queries):
+    run = services.insight_run_request_rebuild(requested_by=None)
+    with django_assert_num_queries(3):  # session, user, run
+        manager_client.get(progress_url(run), HTTP_HX_REQUEST="true")
+
+
+def test_a_message_for_a_run_that_no_longer_exists_is_dropped():
+    assert tasks.run_insights(987654) == "missing"
