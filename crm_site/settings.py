@@ -234,8 +234,23 @@ CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A publish to an unreachable broker must not hang a request: fail fast instead.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+# A publish to an unreachable broker must not hang a request: a closed deal is saved first,
+# and the periodic sweep queues what could not be sent. So try briefly, then give up:
+# at most three attempts of a one-second connect each.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 1,
+    "socket_timeout": 3,
+    # A message a worker took and never acknowledged (the worker died) is delivered again
+    # after this many seconds; tasks are idempotent, so a second delivery is harmless.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_TIMEZONE = TIME_ZONE
 
 # E-mail: the console in development, SMTP when EMAIL_HOST is set.

@@ -1,6 +1,7 @@
 """
-How insights hear about closes: reflections sends its signals inside the close transaction,
-so the work is deferred until that transaction commits (a rolled-back close marks nothing).
+How insights hear about closes: reflections sends its signals inside the close transaction.
+The stale mark is written right there, so it commits with the close (a rolled-back close
+marks nothing, a committed one is never forgotten); asking for the refresh waits for commit.
 """
 
 from django.db import transaction
@@ -11,7 +12,8 @@ from reflections.signals import opportunity_reopened, reflection_submitted
 
 
 def _after_commit(day) -> None:
-    transaction.on_commit(lambda: services.insights_mark_stale(dates=[day]), robust=True)
+    services.insights_mark_stale(dates=[day])
+    transaction.on_commit(services.insights_refresh_queue, robust=True)
 
 
 @receiver(reflection_submitted, dispatch_uid="insights_reflection_submitted")

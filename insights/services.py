@@ -280,10 +280,10 @@ def insights_rebuild_now(*, detail: str) -> InsightRun:
 
 def insights_mark_stale(*, dates: Iterable[datetime.date]) -> None:
     """
-    Called after a close, amendment or reopening commits: mark its periods stale and queue a
-    refresh unless one is already queued. Not atomic on purpose: the marks commit before the
-    claim is tried, so a refresh that has started is sure to see them or leave a new queued
-    run behind for them.
+    Mark the periods of these closing dates stale. Called INSIDE the close (or amendment, or
+    reopening) transaction, so the mark commits with the close or not at all: a close can
+    never be left out of the reports, even if the broker is down or the process dies right
+    after committing. `insights_refresh_queue` then asks for the refresh, after commit.
     """
     now = timezone.now()
     marks = {
@@ -297,6 +297,15 @@ def insights_mark_stale(*, dates: Iterable[datetime.date]) -> None:
         unique_fields=["period_kind", "period_start"],
         update_fields=["marked_at"],
     )
+
+
+def insights_refresh_queue() -> None:
+    """
+    After a close commits: queue a refresh unless one is already queued (the claim is what
+    coalesces a burst of closes into one refresh). The marks committed before the claim is
+    tried, so a refresh that has started is sure to see them or leave a new queued run behind
+    for them. If the broker refuses, the sweep picks the marks up later.
+    """
     run, created = _claim(RunKind.REFRESH, detail="After closes")
     if created:
         _enqueue(run, countdown=settings.DEBRIEF_INSIGHT_REFRESH_DELAY)

@@ -19,6 +19,23 @@ def token(db):
     return api_token_create(name="schemathesis")[1]
 
 
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    """
+    schemathesis calls the WSGI handler directly, which closes "old" database connections
+    when a request ends, including the test's own (inside its transaction). Django's test
+    client switches that off during requests; so does this.
+    """
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
 @schema.parametrize()
 @settings(
     max_examples=60,

@@ -64,10 +64,20 @@ def test_closes_after_the_refresh_started_queue_exactly_one_more(
     assert InsightRun.objects.filter(status=RunStatus.QUEUED).count() == 1
 
 
-def test_nothing_is_queued_when_the_close_rolls_back(closer, apply_async):
+def test_nothing_is_marked_or_queued_when_the_close_rolls_back(
+    closer, apply_async, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
     reflection = closer.close("lost", d("2026-05-12"), "Price")
-    # Without a commit the on_commit callback never runs (the test transaction rolls back).
-    signals.reflection_submitted.send(sender=Reflection, reflection=reflection, created=True)
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        signals.reflection_submitted.send(sender=Reflection, reflection=reflection, created=True)
+        assert PendingPeriod.objects.count() == 2  # marked inside the close's transaction
+        raise RuntimeError("the close fails after the signal")
     apply_async.assert_not_called()
     assert not PendingPeriod.objects.exists()
 

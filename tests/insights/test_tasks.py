@@ -78,7 +78,7 @@ def test_rebuild_command(rep, capsys):
 
 @pytest.mark.needs_redis
 @pytest.mark.django_db(transaction=True)
-def test_rollup_runs_through_redis_and_a_real_worker(rep):
+def test_rollup_runs_through_redis_and_a_real_worker(rep, defaults):
     assert not app.conf.task_always_eager
     assert app.conf.broker_url.startswith("redis://")
     Closer(rep).close("won", d("2026-05-12"), "Product fit")

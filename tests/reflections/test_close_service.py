@@ -80,14 +80,15 @@ def test_close_saves_stage_reflection_answers_in_one_go(rep, lost_set, competito
 def test_close_sends_reflection_submitted(rep, lost_set):
     deal = OpportunityFactory(owner=rep)
     received = []
-    signals.reflection_submitted.connect(
-        lambda sender, reflection, **kw: received.append(reflection), weak=False
-    )
+
+    def receiver(sender, reflection, **kwargs):
+        received.append(reflection)
+
+    signals.reflection_submitted.connect(receiver, dispatch_uid="test-close-signal")
     try:
         reflection = close(rep, deal, lost_answers(lost_set))
     finally:
-        signals.reflection_submitted.receivers.clear()
-        signals.reflection_submitted.sender_receivers_cache.clear()
+        signals.reflection_submitted.disconnect(dispatch_uid="test-close-signal")
     assert received == [reflection]
 
 

@@ -1,0 +1,219 @@
+"""
+Faults, provoked for real: the broker down while deals close, a worker killed in the middle of
+a rollup, the database failing in the middle of a close. Nothing may be half-saved or lost.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.db import DatabaseError, connection
+from django.urls import reverse
+
+from crm_site.celery import app
+from customers.models import Suppression
+from insights import services as insight_services
+from insights.models import InsightFact, InsightRun, PendingPeriod, RunStatus
+from opportunities.models import Opportunity, Stage, StageChange
+from reflections.models import Reflection
+from tests.factories import OpportunityFactory
+from tests.reflections.conftest import lost_answers
+from tests.reflections.test_close_service import close
+
+ROOT = Path(__file__).resolve().parents[1]
+DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connections are refused
+
+
+@contextmanager
+def broker(url: str):
+    """Point the Celery app at another broker, with real (not eager) publishing."""
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+    app.conf.broker_url, app.conf.task_always_eager = url, False
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = saved
+        app._pool = None
+        app.amqp._producer_pool = None
+
+
+def _fact_rows() -> set[tuple]:
+    fields = [
+        f.name
+        for f in InsightFact._meta.concrete_fields
+        if f.name not in {"id", "computed_at", "created_at", "updated_at"}
+    ]
+    return set(InsightFact.objects.values_list(*fields))
+
+
+@pytest.mark.django_db
+def test_closing_with_the_broker_down_saves_everything_quickly_and_marks_the_refresh(
+    rep_client, rep, lost_set, django_capture_on_commit_callbacks
+):
+    deal = OpportunityFactory(owner=rep, stage=Stage.NEGOTIATION)
+    url = reverse("reflections:close", args=[deal.pk, "lost"])
+    with broker(DEAD_BROKER), django_capture_on_commit_callbacks(execute=True):
+        started = time.monotonic()
+        response = rep_client.post(url, {"prompt_set": lost_set.pk, **lost_answers(lost_set)})
+        elapsed = time.monotonic() - started
+    assert response.status_code == 302
+    # A publish to a dead broker is bounded (three short tries), not a hang.
+    assert elapsed < 10, f"the close took {elapsed:.1f} s with the broker down"
+    deal.refresh_from_db()
+    assert deal.stage == Stage.LOST
+    assert Reflection.objects.filter(opportunity=deal, current=True).exists()
+    assert Suppression.objects.filter(source_opportunity=deal).exists()
+    # Nothing is lost: the periods are marked in the close's own transaction...
+    assert PendingPeriod.objects.count() == 2
+    # ... and the refused publish is recorded, not swallowed.
+    run = InsightRun.objects.get()
+    assert run.status == RunStatus.FAILED and "Could not queue" in run.error
+
+
+@pytest.mark.needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_refreshes_what_closed_while_the_broker_was_down(rep, lost_set, settings):
+    from celery.contrib.testing.worker import start_worker
+
+    settings.DEBRIEF_INSIGHT_MIN_SLICE = 1
+    deal = OpportunityFactory(owner=rep)
+    with broker(DEAD_BROKER):
+        close(rep, deal, lost_answers(lost_set))  # commits; the refresh cannot be queued
+    assert PendingPeriod.objects.count() == 2
+    assert not InsightFact.objects.exists()
+    # The broker is back: the scheduled sweep finds the marks and a real worker refreshes.
+    with broker(settings.REDIS_URL), start_worker(app, pool="solo", perform_ping_check=False):
+        insight_services.insights_sweep()
+        deadline = time.monotonic() + 30
+        while PendingPeriod.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # A refresh queued by the sweep runs straight away (no countdown).
+        while (
+            InsightRun.objects.exclude(status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]).exists()
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+    assert not PendingPeriod.objects.exists()
+    assert InsightRun.objects.filter(status=RunStatus.SUCCEEDED).exists()
+    assert InsightFact.objects.filter(dimension="primary_reason_lost").exists()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def _lock_waiters(cursor) -> int:
+    cursor.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND query ILIKE '%insights_insightfact%'"
+    )
+    return cursor.fetchone()[0]
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_in_the_middle_of_a_rollup_is_redelivered_and_consistent(
+    rep, lost_set, settings
+):
+    settings.DEBRIEF_INSIGHT_MIN_SLICE = 1
+    for _ in range(3):
+        close(rep, OpportunityFactory(owner=rep), lost_answers(lost_set))
+    insight_services.insights_rebuild()
+    expected = _fact_rows()
+    assert expected
+
+    db = connection.settings_dict
+    conninfo = dict(
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db["PASSWORD"],
+        host=db["HOST"],
+        port=db["PORT"],
+    )
+    database_url = (
+        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": settings.REDIS_URL,
+        "DEBUG": "true",
+        "CONN_MAX_AGE": "0",
+    }
+    with psycopg.connect(**conninfo, autocommit=False) as locker:
+        cursor = locker.cursor()
+        # Hold one fact row: the rollup computes, then blocks when it writes its facts.
+        cursor.execute("SELECT id FROM insights_insightfact ORDER BY id LIMIT 1 FOR UPDATE")
+        with broker(settings.REDIS_URL):
+            run = insight_services.insight_run_request_rebuild(requested_by=None)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "crm_site", "worker", "--pool", "prefork",
+             "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "warning"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            with psycopg.connect(**conninfo, autocommit=True) as watcher:
+                deadline = time.monotonic() + 60
+                while _lock_waiters(watcher.cursor()) == 0:
+                    assert time.monotonic() < deadline, "the rollup never reached its writes"
+                    time.sleep(0.2)
+                run.refresh_from_db()
+                assert run.status == RunStatus.RUNNING
+                for child in _children(worker.pid):
+                    os.kill(child, signal.SIGKILL)  # the pool process dies mid-rollup
+            locker.rollback()  # release the row
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                run.refresh_from_db()
+                if run.status == RunStatus.SUCCEEDED:
+                    break
+                time.sleep(0.3)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert _fact_rows() == expected
+
+
+@pytest.mark.django_db
+def test_a_database_error_in_the_middle_of_a_close_saves_nothing(rep, lost_set, monkeypatch):
+    from customers import suppression
+
+    deal = OpportunityFactory(owner=rep, stage=Stage.PROPOSAL)
+
+    def broken(**kwargs):
+        raise DatabaseError("could not extend file: No space left on device")
+
+    monkeypatch.setattr(suppression, "derive_for_close", broken)
+    with pytest.raises(DatabaseError):
+        close(rep, deal, lost_answers(lost_set))
+    deal.refresh_from_db()
+    assert deal.stage == Stage.PROPOSAL and deal.closed_date is None
+    assert not Reflection.objects.exists()
+    assert not StageChange.objects.filter(opportunity=deal).exists()
+    assert not PendingPeriod.objects.exists()
+    assert Opportunity.objects.get(pk=deal.pk).is_open
