@@ -4,10 +4,13 @@ Screenshots of each step go to var/screenshots/ (not committed).
 """
 
 import re
+from contextlib import nullcontext
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
+from crm_site.celery import app as celery_app
 from customers.models import OverrideStatus, SuppressionOverride
 from opportunities.models import Opportunity, Stage
 from reflections.models import CallDebrief, Reflection
@@ -39,8 +42,10 @@ def fill_new_deal(page, company, contact, product, title):
 
 
 def test_rep_closes_a_deal_is_stopped_from_repitching_and_the_manager_approves(
-    page, rep, manager, customer
+    page, rep, manager, customer, settings
 ):
+    # One reflection is enough to show a slice here (the default hides slices under five).
+    settings.DEBRIEF_INSIGHT_MIN_SLICE = 1
     company, dana, product = customer
     login(page, rep.email, PASSWORD)
 
@@ -106,6 +111,23 @@ def test_rep_closes_a_deal_is_stopped_from_repitching_and_the_manager_approves(
     shot(page, "05-approved")
     request.refresh_from_db()
     assert request.status == OverrideStatus.APPROVED and request.decided_by == manager
+
+    # The manager refreshes insights, watches the progress bar finish, sees the loss reason.
+    # With a real broker (CI) a real worker does the work; the embedded default runs it inline.
+    worker = (
+        start_worker(celery_app, pool="solo", perform_ping_check=False)
+        if settings.REDIS_URL
+        else nullcontext()
+    )
+    with worker:
+        page.goto("/insights/")
+        page.click("button:has-text('Refresh now')")
+        page.wait_for_selector("#refresh-status:has-text('up to date')", timeout=60_000)
+    page.wait_for_selector("#report:has-text('Why we lost')")
+    page.goto("/insights/")
+    lost = page.locator("section.insight-table:has(h3:has-text('Why we lost'))")
+    assert "Price" in lost.inner_text()
+    shot(page, "06-insights")
     logout(page)
 
     # Now the rep's deal goes through, exactly once.
@@ -134,5 +156,5 @@ def test_a_high_card_debrief_is_pinned_at_the_top_of_the_brief(page, rep, custom
         "() => [...document.querySelectorAll('main section')].map(s => s.id || s.className)"
     )
     assert order.index("pinned-debriefs") < order.index("contacts")
-    shot(page, "06-high-card")
+    shot(page, "07-high-card")
     assert CallDebrief.objects.get().high_card
