@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access
+from crm_site.forms import add_service_errors
 from customers import calllist, selectors, suppression
 from customers.forms_suppression import (
     CallListForm,
@@ -20,14 +21,6 @@ from customers.forms_suppression import (
     OverrideRequestForm,
 )
 from customers.models import Company, Contact, OverrideStatus, Suppression
-
-
-def _add_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 @require_http_methods(["GET", "POST"])
@@ -150,7 +143,7 @@ def override_request(request):
                     justification=form.cleaned_data["justification"],
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(
                     request,
@@ -216,7 +209,7 @@ def suppression_lift(request, suppression_id: int):
                     actor=request.user, suppression=target, reason=form.cleaned_data["reason"]
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, "Suppression lifted. It stays in the history.")
                 return redirect("customers:company_detail", company_id=target.company_id)
@@ -241,7 +234,7 @@ def do_not_contact(request, company_id: int):
                     note=form.cleaned_data["note"],
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 who = form.cleaned_data["contact"] or company
                 messages.success(

@@ -136,7 +136,11 @@ def opportunity_create(
     return opportunity
 
 
-def _lock_for(actor: User, opportunity_id: int) -> Opportunity:
+def opportunity_lock(actor: User, opportunity_id: int) -> Opportunity:
+    """
+    The deal, row-locked until the transaction ends, for a change `actor` may make; the row
+    lock is what makes two concurrent changes (a double close) happen one after the other.
+    """
     opportunity = (
         Opportunity.objects.select_for_update(of=("self",))
         .select_related("owner", "company", "contact", "product")
@@ -172,7 +176,7 @@ def opportunity_update(*, actor: User, opportunity: Opportunity, **changes) -> O
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise TypeError(f"Not editable: {', '.join(sorted(unknown))}")
-    locked = _lock_for(actor, opportunity.pk)
+    locked = opportunity_lock(actor, opportunity.pk)
     if not locked.is_open:
         raise ValidationError("This deal is closed. Reopen it before editing.")
     old_stage = locked.stage
@@ -204,7 +208,7 @@ def opportunity_move_stage(*, actor: User, opportunity: Opportunity, to_stage: s
     """Move an open deal to another open stage (the board's one-click move)."""
     if to_stage not in OPEN_STAGES:
         raise ValidationError("Deals move between open stages here; close them with a reflection.")
-    locked = _lock_for(actor, opportunity.pk)
+    locked = opportunity_lock(actor, opportunity.pk)
     if not locked.is_open:
         raise ValidationError("This deal is closed. Reopen it before moving it.")
     if locked.stage == to_stage:
@@ -225,7 +229,7 @@ def opportunity_set_next_step(
     next_step_due: datetime.date | None,
 ) -> Opportunity:
     """The rep's own plan for a deal: what happens next and by when. Empty clears it."""
-    locked = _lock_for(actor, opportunity.pk)
+    locked = opportunity_lock(actor, opportunity.pk)
     _check_next_step(next_step, next_step_due)
     locked.next_step = next_step.strip()
     locked.next_step_due = next_step_due if locked.next_step else None

@@ -20,6 +20,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from accounts import access
 from crm_site import sections
+from crm_site.forms import add_service_errors
 from crm_site.pagination import KeysetPaginator
 from customers import selectors as customer_selectors
 from opportunities import selectors, services
@@ -126,15 +127,6 @@ def opportunity_detail(request, opportunity_id: int):
     return render(request, "opportunities/opportunity_detail.html", context)
 
 
-def _add_service_errors(form: OpportunityForm, error: ValidationError) -> None:
-    """Put a service's ValidationError on the form: on its field when the form has one."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for field, errors in error.error_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
-
-
 def _form_response(request, form: OpportunityForm, deal: Opportunity | None):
     context = {
         "form": form,
@@ -168,7 +160,7 @@ def opportunity_create(request):
         except PermissionDenied as exc:
             raise Http404("Not found") from exc
         except ValidationError as exc:
-            _add_service_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             return _saved(request, deal, f"“{deal.title}” is in your pipeline.")
     return _form_response(request, form, None)
@@ -204,7 +196,7 @@ def opportunity_edit(request, opportunity_id: int):
         except PermissionDenied as exc:
             raise Http404("Not found") from exc
         except ValidationError as exc:
-            _add_service_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             return _saved(request, deal, f"Saved your changes to “{deal.title}”.")
     return _form_response(request, form, deal)

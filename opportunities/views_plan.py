@@ -9,8 +9,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import retarget
 
+from crm_site.forms import add_service_errors
 from opportunities import selectors, services
-from opportunities.forms_plan import NextStepForm, StageMoveForm
+from opportunities.forms import NextStepForm, StageMoveForm
 
 
 def _board_context(user) -> dict:
@@ -86,8 +87,7 @@ def next_step_edit(request, opportunity_id: int):
             except PermissionDenied as exc:
                 raise Http404 from exc
             except ValidationError as exc:
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
+                add_service_errors(form, exc)
             else:
                 if request.htmx:
                     context = _plan_context(request.user)

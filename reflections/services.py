@@ -141,17 +141,6 @@ def _save_answers(reflection: Reflection, answers: list[AnswerInput]) -> None:
     )
 
 
-def _lock(actor: User, opportunity_id: int) -> Opportunity:
-    opportunity = (
-        Opportunity.objects.select_for_update(of=("self",))
-        .select_related("owner", "product", "company", "contact")
-        .get(pk=opportunity_id)
-    )
-    if not access.can_act_for(actor, opportunity.owner):
-        raise PermissionDenied("You cannot close or reopen this deal.")
-    return opportunity
-
-
 @transaction.atomic
 def opportunity_close(
     *,
@@ -169,7 +158,7 @@ def opportunity_close(
     """
     if outcome not in Outcome.values:
         raise ValidationError("Close a deal as won, lost or no decision.")
-    locked = _lock(actor, opportunity.pk)
+    locked = opportunity_services.opportunity_lock(actor, opportunity.pk)
     if not locked.is_open:
         raise ValidationError(
             "This deal is already closed, maybe in another tab. Its reflection is saved.",
@@ -228,7 +217,7 @@ def opportunity_reopen(*, actor: User, opportunity: Opportunity) -> Opportunity:
     Reopen a closed deal in the open stage it left from. Its reflection stays in history
     (no longer current); closing again asks for a new one.
     """
-    locked = _lock(actor, opportunity.pk)
+    locked = opportunity_services.opportunity_lock(actor, opportunity.pk)
     if locked.is_open:
         raise ValidationError("This deal is already open.")
     # The deal's own suppressions end with its reopening; any other one still blocks it.

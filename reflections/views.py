@@ -10,19 +10,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts import access
+from crm_site.forms import add_service_errors
 from customers.models import Company
 from opportunities import selectors as opportunity_selectors
 from reflections import brief, selectors, services
 from reflections.forms import CallDebriefForm, ReflectionForm
 from reflections.models import Outcome
-
-
-def _apply_service_errors(form: ReflectionForm, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _redirect(request, url: str):
@@ -73,7 +66,7 @@ def close_opportunity(request, opportunity_id: int, outcome: str):
             except PermissionDenied as exc:
                 raise Http404 from exc
             except ValidationError as exc:
-                _apply_service_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(
                     request,
@@ -151,7 +144,7 @@ def reflection_amend(request, reflection_id: int):
             except PermissionDenied as exc:
                 raise Http404 from exc
             except ValidationError as exc:
-                _apply_service_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, "Reflection amended. The earlier version is kept.")
                 return redirect(detail_url)
@@ -176,7 +169,7 @@ def debrief_create(request, company_id: int):
                     author=request.user, company=company, **form.cleaned_data
                 )
             except ValidationError as exc:
-                _apply_service_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 if not request.htmx:
                     messages.success(request, "Debrief saved.")
