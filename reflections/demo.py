@@ -23,7 +23,7 @@ from customers.models import (
     SuppressionOverride,
     SuppressionRule,
 )
-from opportunities.models import CLOSED_STAGES, Opportunity
+from opportunities.models import CLOSED_STAGES, Competitor, Opportunity
 from reflections.models import (
     Answer,
     CallDebrief,
@@ -157,6 +157,7 @@ class _Writer:
             (r.outcome, r.label): r for r in Reason.objects.filter(merged_into__isnull=True)
         }
         self.objections = {o.label: o for o in Objection.objects.all()}
+        self.competitors = list(Competitor.objects.values_list("pk", flat=True))
 
     def _lost_weights(self, deal) -> dict[str, int]:
         weights = dict(LOST_WEIGHTS)
@@ -207,18 +208,24 @@ class _Writer:
                 reason=self.reasons[(outcome, primary)],
                 reason_source=source,
             )
-        if QuestionKind.CONTRIBUTING_REASONS in questions and rng.random() < 0.5:
-            extra = {_pick(rng, weights) for _ in range(rng.randint(1, 2))} - {primary}
+        if QuestionKind.CONTRIBUTING_REASONS in questions and rng.random() < 0.85:
+            extra = {_pick(rng, weights) for _ in range(rng.randint(2, 5))} - {primary}
             for label in sorted(extra):
                 add(QuestionKind.CONTRIBUTING_REASONS, reason=self.reasons[(outcome, label)])
         if QuestionKind.COMPETITOR in questions and deal.primary_competitor_id:
             add(QuestionKind.COMPETITOR, competitor_id=deal.primary_competitor_id)
+        elif (
+            QuestionKind.COMPETITOR in questions
+            and self.competitors
+            and rng.random() < (0.5 if outcome == Outcome.LOST else 0.6)
+        ):
+            add(QuestionKind.COMPETITOR, competitor_id=rng.choice(self.competitors))
         heard: list[str] = []
         if QuestionKind.OBJECTIONS in questions:
             objection_weights = dict(OBJECTION_WEIGHTS)
             if primary == "Price":
                 objection_weights["Price too high"] *= 3
-            heard = sorted({_pick(rng, objection_weights) for _ in range(rng.randint(0, 2))})
+            heard = sorted({_pick(rng, objection_weights) for _ in range(rng.randint(2, 5))})
             if outcome == Outcome.WON and heard:
                 # The won prompt asks how the biggest objection was answered: keep that one.
                 heard = [rng.choice(heard)]
