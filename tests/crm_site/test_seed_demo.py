@@ -90,7 +90,7 @@ def test_seed_demo_builds_a_lived_in_pipeline_once(settings):
     )
     assert all(r.n_open > 0 and r.n_closed > 0 for r in per_rep)
     closed = Opportunity.objects.filter(stage__in=CLOSED_STAGES)
-    assert 0.3 <= closed.count() / counts[2] <= 0.5
+    assert 0.5 <= closed.count() / counts[2] <= 0.7  # a year of history: most have closed
     assert set(closed.values_list("stage", flat=True)) == set(CLOSED_STAGES)
     assert not closed.filter(closed_date__gte=today).exists()
     dates = Opportunity.objects.aggregate(
