@@ -68,7 +68,13 @@ def suppressions_of(company: Company, *, recent_days: int = 90) -> dict:
         Suppression.objects.filter(company=company)
         .filter(Q(until__isnull=True) | Q(until__gte=day - datetime.timedelta(days=recent_days)))
         .select_related(
-            "contact", "product", "product_line", "rule", "source_opportunity__owner", "lifted_by"
+            "company",
+            "contact",
+            "product",
+            "product_line",
+            "rule",
+            "source_opportunity__owner",
+            "lifted_by",
         )
         .order_by("-starts_on", "-id")[:50]
     )

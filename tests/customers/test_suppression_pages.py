@@ -1,3 +1,5 @@
+import datetime
+
 import pytest
 from django.urls import reverse
 
@@ -148,3 +150,27 @@ def test_override_list_query_count_is_constant(
         )
     with django_assert_max_num_queries(4):
         rep_client.get(reverse("customers:override_list"))
+
+
+def test_company_page_query_count_does_not_grow_with_suppressions(rep_client, rep):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from customers.models import SuppressionReason, SuppressionScope
+
+    company = CompanyFactory()
+    counts = []
+    for n in (1, 12):
+        for _ in range(n):
+            # Company-wide (no contact): their description names the company.
+            Suppression.objects.create(
+                company=company,
+                scope=SuppressionScope.ALL,
+                reason=SuppressionReason.BOUGHT,
+                starts_on=datetime.date(2026, 1, 1),
+                until=datetime.date(2099, 1, 1),
+            )
+        with CaptureQueriesContext(connection) as queries:
+            assert rep_client.get(f"/companies/{company.pk}/").status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
