@@ -55,3 +55,18 @@ beat: install
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/staticfiles
+
+# Benchmarks (BENCHMARKS.md). Both use their own PostgreSQL database, created and seeded with
+# the large demo set when missing, never the dev SQLite file or the test database.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/debrief_bench
+BENCH_ARGS ?=
+LOAD_ARGS ?=
+.PHONY: bench load
+
+# Timings of the pages and jobs with targets; writes bench/results.json.
+bench: install
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m bench.run $(BENCH_ARGS)
+
+# At most 60 s: gunicorn with 2 workers on loopback, 50 logged-in users on a mix of pages.
+load: install
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m bench.load $(LOAD_ARGS)
