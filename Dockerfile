@@ -5,8 +5,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends curl procps \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY . .
+# collectstatic with production settings, so that the hashed manifest is written.
 RUN pip install --no-cache-dir . \
-    && DEBUG=true python manage.py collectstatic --noinput
+    && DEBUG=false SECRET_KEY=collectstatic-only-not-a-real-secret-0123456789abcdefghijkl \
+       python manage.py collectstatic --noinput
 RUN useradd --create-home debrief && chown -R debrief /app
 USER debrief
 EXPOSE 8000
