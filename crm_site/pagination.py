@@ -5,7 +5,7 @@ A page is "the next N rows after this row in this order", so page 400 costs the 
 no OFFSET, no COUNT(*). The cursor is the sort-key values of the last (or first) row on the page,
 encoded in the URL, so links can be bookmarked and keep working as rows come and go.
 
-Why not django-cursor-pagination (installed, `cursor_pagination.CursorPaginator`): it compares
+Why not django-cursor-pagination (evaluated, then not used): its `CursorPaginator` compares
 every cursor value as text (`Value(v, output_field=TextField())`), wraps each key in
 `OR key IS NULL` and orders with `NULLS LAST`. On PostgreSQL a descending sort with `NULLS LAST`
 cannot walk an ordinary b-tree index backwards, and the `OR ... IS NULL` branches make the WHERE
