@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,8 @@ def _resolve_field(model: type[Model], path: str) -> Field:
 
 
 def _lookup_value(obj: Any, path: str) -> Any:
+    if isinstance(obj, Mapping):  # a row of .values(), keyed by the lookup path itself
+        return obj[path]
     for part in path.split("__"):
         obj = getattr(obj, part)
     return obj

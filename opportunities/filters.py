@@ -3,10 +3,19 @@
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
+from django.utils.functional import cached_property
 
 from accounts import access
 from accounts.models import User
-from opportunities.models import CLOSED_STAGES, OPEN_STAGES, Product, ProductLine, Stage
+from crm_site.widgets import FastCheckboxes, FastSelect
+from customers.models import Company
+from opportunities import selectors
+from opportunities.models import (
+    CLOSED_STAGES,
+    OPEN_STAGES,
+    Product,
+    Stage,
+)
 
 # Sort keys offered in the URL (`?sort=amount`, `?sort=-amount`) and the columns behind them.
 # Every key ends in the primary key so the order is total, which keyset pagination needs; all
@@ -65,6 +74,21 @@ def product_choices(products) -> list:
     return list(groups.items())
 
 
+def line_choices(products) -> list[tuple[int, str]]:
+    """[(id, line name), ...] of the lines that have products (only those can have deals)."""
+    lines = {product.line_id: product.line for product in products}
+    return [(line.pk, line.name) for line in sorted(lines.values(), key=lambda line: line.name)]
+
+
+class LineFilter(django_filters.ChoiceFilter):
+    """Deals of one product line; the choices come from the catalogue read for the products."""
+
+    def filter(self, qs, value):
+        if value in ("", None):
+            return qs
+        return qs.filter(product__line_id=value)
+
+
 class OpportunityFilter(django_filters.FilterSet):
     """
     The pipeline's filter form. Pass `user`: the owner filter is only offered to managers and
@@ -80,25 +104,16 @@ class OpportunityFilter(django_filters.FilterSet):
         ),
     )
     status = django_filters.ChoiceFilter(
-        method="filter_status", choices=Status.CHOICES, empty_label=None, label="Status"
+        method="filter_status",
+        choices=Status.CHOICES,
+        empty_label=None,
+        label="Status",
+        widget=FastSelect,
     )
-    # One row per deal whatever is picked, so no DISTINCT (it would defeat the keyset index).
-    stage = django_filters.MultipleChoiceFilter(
-        choices=Stage.choices,
-        distinct=False,
-        label="Stage",
-        widget=forms.CheckboxSelectMultiple,
-    )
-    product = GroupedProductFilter(label="Product", empty_label="Any product")
-    line = django_filters.ModelChoiceFilter(
-        field_name="product__line",
-        queryset=ProductLine.objects.order_by("name"),
-        label="Product line",
-        empty_label="Any line",
-        distinct=False,
-    )
-    owner = django_filters.ModelChoiceFilter(
-        queryset=User.objects.none(), label="Owner", empty_label="Anyone", distinct=False
+    product = GroupedProductFilter(label="Product", empty_label="Any product", widget=FastSelect)
+    line = LineFilter(label="Product line", empty_label="Any line", widget=FastSelect)
+    owner = django_filters.ChoiceFilter(
+        field_name="owner_id", label="Owner", empty_label="Anyone", widget=FastSelect
     )
     close_from = django_filters.DateFilter(
         field_name="expected_close_date",
@@ -127,6 +142,15 @@ class OpportunityFilter(django_filters.FilterSet):
         widget=forms.NumberInput(attrs={"step": "any", "min": "0", "inputmode": "decimal"}),
     )
 
+    # Last, so the form draws it last (a fieldset after the other fields).
+    # One row per deal whatever is picked, so no DISTINCT (it would defeat the keyset index).
+    stage = django_filters.MultipleChoiceFilter(
+        choices=Stage.choices,
+        distinct=False,
+        label="Stage",
+        widget=FastCheckboxes,
+    )
+
     def __init__(self, data=None, *args, user: User, **kwargs):
         # The list is always bound so that the default status (open deals) applies.
         data = data.copy() if data is not None else {}
@@ -137,20 +161,33 @@ class OpportunityFilter(django_filters.FilterSet):
         if user.is_rep:
             del self.filters["owner"]
         else:
-            self.filters["owner"].queryset = access.users_visible_to(user).order_by(
-                "full_name", "email"
-            )
-        # Callable, so the catalogue is read only when the <select> is drawn or a product is
-        # picked (an htmx refresh of the results skips it).
-        self.filters["product"].extra["choices"] = lambda: product_choices(
-            Product.objects.select_related("line").order_by("line__name", "name")
-        )
+            # Plain (id, name) pairs: a manager's select lists dozens of people.
+            self.filters["owner"].extra["choices"] = lambda: [
+                (pk, full_name or email)
+                for pk, full_name, email in access.users_visible_to(user)
+                .order_by("full_name", "email")
+                .values_list("pk", "full_name", "email")
+            ]
+        # Callables, so the catalogue is read only when a <select> is drawn or a product or line
+        # is picked (an htmx refresh of the results skips it), and then once for both.
+        self.filters["product"].extra["choices"] = lambda: product_choices(self.catalogue)
+        self.filters["line"].extra["choices"] = lambda: line_choices(self.catalogue)
+
+    @cached_property
+    def catalogue(self) -> list[Product]:
+        return selectors.catalogue()
 
     def filter_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(Q(title__icontains=value) | Q(company__name__icontains=value))
+        # The matching companies first (a trigram index search on PostgreSQL), then deals whose
+        # title matches OR whose company is one of them: both sides are index scans combined
+        # with a BitmapOr. An OR across the company join would test every deal in turn.
+        company_ids = list(
+            Company.objects.filter(name__icontains=value).values_list("pk", flat=True)
+        )
+        return queryset.filter(Q(title__icontains=value) | Q(company_id__in=company_ids))
 
     def filter_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if value == Status.OPEN:

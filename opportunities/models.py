@@ -124,8 +124,21 @@ class Opportunity(models.Model):
             # Pipeline: a rep's deals by close date (keyset order), and by stage.
             models.Index(fields=["owner", "expected_close_date", "id"], name="opp_owner_close_idx"),
             models.Index(fields=["owner", "stage"], name="opp_owner_stage_idx"),
+            # The default pipeline (open deals by close date) and the board's columns: without
+            # these, the walk in date order skips every closed deal before the first open one.
+            models.Index(
+                fields=["owner", "expected_close_date", "id"],
+                condition=Q(stage__in=OPEN_STAGES),
+                name="opp_owner_open_close_idx",
+            ),
+            models.Index(
+                fields=["expected_close_date", "id"],
+                condition=Q(stage__in=OPEN_STAGES),
+                name="opp_open_close_idx",
+            ),
             # The whole-organisation pipeline (admins, deep pages) in keyset order.
             models.Index(fields=["expected_close_date", "id"], name="opp_close_idx"),
+            models.Index(fields=["title", "id"], name="opp_title_idx"),
             models.Index(fields=["amount", "id"], name="opp_amount_idx"),
             # My plan: open deals with a next step, by due date.
             models.Index(

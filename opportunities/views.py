@@ -57,16 +57,41 @@ def _filter_errors(filterset: OpportunityFilter) -> list[tuple[str, str]]:
     ]
 
 
-def _sort_headers(sort: str) -> dict[str, dict]:
-    """Per sortable column: the sort its heading link asks for, and its aria-sort value."""
+# The table's columns in order: (sort key or None, heading, numeric).
+COLUMNS = (
+    ("title", "Deal", False),
+    ("company", "Company", False),
+    (None, "Product", False),
+    (None, "Stage", False),
+    ("owner", "Owner", False),
+    ("amount", "Amount", True),
+    ("close", "Expected close", False),
+    (None, "Next step", False),
+)
+
+
+def _table_headers(request, sort: str, show_owner: bool) -> list[dict]:
+    """
+    The pipeline's column headings: for a sortable one, the URL that sorts by it (reversing
+    the order when it is already the sort; the filters kept, the page reset) and its aria-sort.
+    """
     key, descending = sort.lstrip("-"), sort.startswith("-")
-    headers = {}
-    for column in SORTS:
-        current = column == key
-        headers[column] = {
-            "next": f"-{column}" if current and not descending else column,
-            "aria": ("descending" if descending else "ascending") if current else "",
-        }
+    params = request.GET.copy()
+    for name in ("after", "before"):
+        params.pop(name, None)
+    headers = []
+    for column, label, numeric in COLUMNS:
+        if column == "owner":
+            if show_owner:
+                headers.append({"label": label})
+            continue
+        header = {"label": label, "numeric": numeric}
+        if column in SORTS:
+            current = column == key
+            params["sort"] = f"-{column}" if current and not descending else column
+            header["url"] = f"?{params.urlencode()}"
+            header["aria"] = ("descending" if descending else "ascending") if current else ""
+        headers.append(header)
     return headers
 
 
@@ -80,7 +105,9 @@ def pipeline(request):
     if filterset.is_valid():
         queryset = filterset.qs
         paginator = KeysetPaginator(
-            queryset, ordering_for(sort), settings.DEBRIEF_PIPELINE_PAGE_SIZE
+            selectors.pipeline_rows(queryset),
+            ordering_for(sort),
+            settings.DEBRIEF_PIPELINE_PAGE_SIZE,
         )
         page = paginator.page(after=request.GET.get("after"), before=request.GET.get("before"))
         count = _capped_count(queryset)
@@ -94,7 +121,7 @@ def pipeline(request):
         "sort": sort,
         "sort_label": SORT_LABELS[sort.lstrip("-")],
         "sort_descending": sort.startswith("-"),
-        "headers": _sort_headers(sort),
+        "headers": _table_headers(request, sort, show_owner=not user.is_rep),
         "status": filterset.selected_status if filterset.is_valid() else None,
         "narrowed": filterset.has_narrowing_filters(),
         "show_owner": not user.is_rep,

@@ -3,10 +3,29 @@ The reflections' part of a customer's pre-call brief. The company page (customer
 the sections listed in settings.DEBRIEF_BRIEF_SECTIONS without importing this app.
 """
 
+from django.core.cache import cache
+from django.utils import timezone
+
 from accounts import access
 from opportunities.models import OPEN_STAGES, Opportunity
 from reflections import selectors, services
 from reflections.forms import CallDebriefForm
+
+# The playbook is organisation-wide: the same for every company with the same open products,
+# and its two aggregate queries read a year of reflections (about 0.5 s on 60,000 of them).
+# Everyone looking at such companies shares one copy for a few minutes; a reflection submitted
+# meanwhile shows up when it expires.
+PLAYBOOK_CACHE_SECONDS = 600
+
+
+def cached_playbook(product_ids: list[int]) -> list[dict]:
+    if not product_ids:
+        return []
+    today = timezone.localdate()
+    key = f"reflections:playbook:{today.isoformat()}:{','.join(map(str, sorted(product_ids)))}"
+    return cache.get_or_set(
+        key, lambda: selectors.objection_playbook(product_ids, today=today), PLAYBOOK_CACHE_SECONDS
+    )
 
 
 def debrief_context(request, company, form=None) -> dict:
@@ -40,7 +59,7 @@ def sections(request, company) -> list[dict]:
             "slot": "main",
             "template": "reflections/brief/playbook.html",
             "context": {
-                "playbook": selectors.objection_playbook(product_ids),
+                "playbook": cached_playbook(product_ids),
                 "has_open_deals": bool(product_ids),
             },
         },

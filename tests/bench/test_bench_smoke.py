@@ -29,6 +29,7 @@ MEASUREMENTS = {
     "pipeline_floor_manager",
     "company_page",
     "company_page_manager",
+    "company_page_uncached",
     "close_with_reflection_post",
     "suppression_check_single",
     "calllist_check_100k",

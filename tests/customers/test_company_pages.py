@@ -2,6 +2,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -250,12 +251,18 @@ def test_company_page_query_count_does_not_grow_with_contacts_and_deals(
     large = CompanyFactory(domain="large.example")
     add_related_rows(small, owner=rep, colleague=teammate, n=50)
     add_related_rows(large, owner=rep, colleague=teammate, n=500)
+    # Uncached: the objection playbook is shared through the cache (asserted below).
+    cache.clear()
     few = count_queries(client, detail_url(small))
+    cache.clear()
     many = count_queries(client, detail_url(large))
     # Session, user, company, suppressions, contacts; deals: open, closed, outcome counts;
     # reflections: products, pinned, past reflections, playbook, debriefs, and the debrief
     # form's choices (contacts, deals, objections); a manager adds their team ids once.
     assert few == many == (16 if who == "rep" else 17)
+    # Seen again, the playbook comes from the cache (here one query: no objection was heard,
+    # so it stops before looking for quotes).
+    assert count_queries(client, detail_url(large)) == many - 1
 
 
 # --- adding a contact --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from opportunities.models import Opportunity, Stage, StageChange
-from opportunities.selectors import BOARD_CARDS_PER_STAGE
+from opportunities.selectors import BOARD_CARDS_PER_STAGE, PLAN_LATER_SHOWN
 from tests.factories import CompanyFactory, OpportunityFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -152,7 +152,8 @@ def test_board_query_count_does_not_grow_with_deals(rep_client, rep):
                 assert rep_client.get(reverse("opportunities:board"), **headers).status_code == 200
             counts.append(len(queries))
     assert counts[0] == counts[2] and counts[1] == counts[3], counts
-    assert counts[0] <= 5, counts
+    # Session, user, one LIMITed query per open stage (4) and the per-stage counts.
+    assert counts[0] <= 8, counts
 
 
 # --- plan --------------------------------------------------------------------------------------
@@ -268,7 +269,40 @@ def test_plan_query_count_does_not_grow_with_deals(rep_client, rep):
             assert rep_client.get(reverse("opportunities:plan")).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
-    assert counts[0] <= 4, counts
+    # Session, user, overdue and this week, the first of later (with its total), unplanned.
+    assert counts[0] <= 5, counts
+
+
+@time_machine.travel(WEDNESDAY)
+def test_plan_shows_the_next_later_steps_and_says_how_many_more(rep_client, rep):
+    company, product = CompanyFactory(), ProductFactory()
+    monday = datetime.date(2026, 11, 30)
+    Opportunity.objects.bulk_create(
+        Opportunity(
+            company=company,
+            product=product,
+            owner=rep,
+            title=f"Later {i:02d}",
+            amount=1000,
+            stage=Stage.PROPOSAL,
+            expected_close_date=monday,
+            next_step=f"Step {i:02d}",
+            next_step_due=monday + datetime.timedelta(days=i),
+        )
+        for i in range(PLAN_LATER_SHOWN + 7)
+    )
+    overdue = OpportunityFactory(
+        owner=rep, next_step="Chase", next_step_due=datetime.date(2026, 11, 2)
+    )
+    response = rep_client.get(reverse("opportunities:plan"))
+    plan = response.context["plan"]
+    assert [d.title for d in plan["later"]] == [f"Later {i:02d}" for i in range(PLAN_LATER_SHOWN)]
+    assert plan["later_total"] == PLAN_LATER_SHOWN + 7
+    assert plan["more_later"] == 7
+    assert plan["overdue"] == [overdue]
+    content = response.content.decode()
+    assert f"These are the next {PLAN_LATER_SHOWN}; 7 more next steps are due after" in content
+    assert f'<span class="badge">{PLAN_LATER_SHOWN + 7}</span>' in content
 
 
 def test_inline_edit_shows_the_due_date_in_the_date_input_format(rep_client, rep):

@@ -3,7 +3,7 @@ from random import Random
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.module_loading import import_string
 
 from accounts.demo import PERSONAS, DemoContext
@@ -45,6 +45,7 @@ class Command(BaseCommand):
             started = time.perf_counter()
             with transaction.atomic():
                 import_string(path)(ctx)
+            _analyze()
             self.stdout.write(f"  ({time.perf_counter() - started:.1f} s)")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.print_logins()
@@ -54,3 +55,13 @@ class Command(BaseCommand):
         for email, name, role, team in PERSONAS:
             where = f", {team}" if team else ""
             self.stdout.write(f"  {email:<28} {name} ({role}{where})")
+
+
+def _analyze() -> None:
+    """
+    Planner statistics for what was just bulk-loaded. Without them (autovacuum not yet run, or
+    off) PostgreSQL plans the next step's queries and the first page views as if the tables were
+    empty: the large set's company page took 16 s instead of 0.4 s before its first ANALYZE.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")

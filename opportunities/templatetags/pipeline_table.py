@@ -1,0 +1,100 @@
+"""
+The pipeline's table rows, built in Python the way the admin builds its change list rows
+(`items_for_result` in django.contrib.admin.templatetags.admin_list).
+
+The pipeline is the page reps open most, and its 25 rows were most of its time as template
+code: some forty template nodes and seven URL reversals each (8 ms a page here). Here a row is
+one f-string: every value from the database goes through `esc` (the same html.escape that
+Django's escape filter uses), URLs come from paths reversed once per page, and labels and dates
+are formatted once per distinct value. The markup is what pipeline.html held before;
+tests/opportunities/test_pipeline.py checks it, escaping included.
+"""
+
+from django import template
+from django.template.defaultfilters import date as date_filter
+from django.template.defaultfilters import floatformat, truncatechars
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+
+from crm_site.urlmakers import id_url
+from crm_site.widgets import esc
+from opportunities.models import OPEN_STAGES, Stage
+
+register = template.Library()
+
+STAGE_BADGE = {Stage.WON: " badge-won", Stage.LOST: " badge-lost", Stage.NO_DECISION: " badge-warn"}
+CLOSE_AS = (("won", "Won"), ("lost", "Lost"), ("no_decision", "No decision"))
+NEXT_STEP_CHARS = 60
+
+
+class _Formats:
+    """Dates and stage labels formatted once per distinct value for one table."""
+
+    def __init__(self) -> None:
+        self.dates: dict[tuple, str] = {}
+        self.stages = {stage.value: esc(stage.label) for stage in Stage}
+
+    def date(self, value, fmt: str) -> str:
+        key = (value, fmt)
+        if key not in self.dates:
+            self.dates[key] = esc(date_filter(value, fmt))
+        return self.dates[key]
+
+
+@register.simple_tag
+def pipeline_rows(deals: list[dict], show_owner: bool) -> SafeString:
+    """The <tr>s of the pipeline table for these deals (rows of selectors.pipeline_for)."""
+    today = timezone.localdate()
+    detail_url = id_url("opportunities:detail")
+    close_urls = [(id_url("reflections:close", outcome), label) for outcome, label in CLOSE_AS]
+    formats = _Formats()
+    rows = []
+    for deal in deals:
+        stage, due = deal["stage"], deal["next_step_due"]
+        is_open = stage in OPEN_STAGES
+        overdue = is_open and due is not None and due < today
+        title = esc(deal["title"])
+        owner = esc(deal["owner__full_name"])
+        amount = esc(floatformat(deal["amount"], "2g"))
+        tr_class = ' class="overdue"' if overdue else ""
+        rows.append(
+            f"<tr{tr_class}>"
+            f'<td><a href="{detail_url(deal["id"])}">{title}</a></td>'
+            f"<td>{esc(deal['company__name'])}</td>"
+            f"<td>{esc(deal['product__name'])} "
+            f'<span class="muted">· {esc(deal["product__line__name"])}</span></td>'
+            f'<td><span class="badge{STAGE_BADGE.get(stage, "")}">'
+            f"{formats.stages[stage]}</span></td>"
+            f"{f'<td>{owner}</td>' if show_owner else ''}"
+            f'<td class="num">{esc(deal["currency"])} {amount}</td>'
+            f'<td class="date">{formats.date(deal["expected_close_date"], "j M Y")}</td>'
+            f"{_next_step_cell(deal['next_step'], due, overdue, formats)}"
+            f"{_close_cell(deal['id'], title, close_urls) if is_open else '<td></td>'}"
+            "</tr>"
+        )
+    return mark_safe("".join(rows))
+
+
+def _next_step_cell(next_step: str, due, overdue: bool, formats: _Formats) -> str:
+    if not next_step:
+        return '<td><span class="muted">None planned</span></td>'
+    if len(next_step) > NEXT_STEP_CHARS:
+        next_step = truncatechars(next_step, NEXT_STEP_CHARS)
+    when = f' <span class="muted">· {formats.date(due, "j M")}</span>' if due else ""
+    badge = ' <span class="badge badge-lost">Overdue</span>' if overdue else ""
+    return f"<td>{esc(next_step)}{when}{badge}</td>"
+
+
+def _close_cell(pk: int, title: str, close_urls) -> str:
+    """ "Close as …" for one open deal (title already escaped); the form opens in #modal."""
+    buttons = "".join(
+        f'<a class="button small" href="{url(pk)}" hx-get="{url(pk)}" '
+        f'hx-target="#modal" hx-swap="innerHTML">{label}</a>'
+        for url, label in close_urls
+    )
+    return (
+        '<td><details class="close-menu"><summary>Close<span class="visually-hidden"> '
+        f"{title}</span>…</summary>"
+        f'<div class="close-buttons" role="group" aria-label="Close this deal">{buttons}</div>'
+        "</details></td>"
+    )
