@@ -1,7 +1,10 @@
 """
-Report facts computed from current reflections with SQL GROUP BY, one query per dimension,
-for many periods and every scope of a kind at once. Python only arranges the aggregated
-groups: previous-period comparisons, the significance test and headlines.
+Report facts computed from current reflections. Two queries read what the reports need: one
+row per reflection with every scope key (team, product line, segment), and one row per answer
+that names a reason or an objection, for many periods of both kinds at once. Python tallies
+every scope kind from those rows in one pass and arranges the aggregated groups: previous-period
+comparisons, the significance test and headlines. A refresh takes the previous period's counts
+from its stored facts instead of reading its reflections again.
 
 What each dimension counts:
 
@@ -19,30 +22,18 @@ What each dimension counts:
 
 import datetime
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import (
-    Avg,
-    Case,
-    CharField,
-    Count,
-    DateField,
-    DecimalField,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    Q,
-    Sum,
-    Value,
-    When,
-)
-from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.db import connection
+from django.db.models import DurationField, ExpressionWrapper, F, Q
+from django.db.models.functions import Coalesce, TruncDate
 
 from accounts.models import User
 from customers.models import Segment
-from insights.models import Dimension, InsightFact, ScopeKind, Source
+from insights.models import Dimension, InsightFact, PeriodKind, ScopeKind, Source
 from insights.periods import Period
 from insights.stats import two_proportion_z_test
 from opportunities.models import Currency
@@ -53,10 +44,6 @@ SCOPE_FIELDS = {
     ScopeKind.TEAM: "opportunity__owner__team_id",
     ScopeKind.PRODUCT_LINE: "opportunity__product__line_id",
     ScopeKind.SEGMENT: "opportunity__company__segment",
-}
-SCOPE_LABEL_FIELDS = {
-    ScopeKind.TEAM: "opportunity__owner__team__name",
-    ScopeKind.PRODUCT_LINE: "opportunity__product__line__name",
 }
 PRIMARY_DIMENSION = {
     Outcome.WON: Dimension.PRIMARY_REASON_WON,
@@ -106,6 +93,13 @@ UNIQUE_FIELDS = [
     "key",
 ]
 CENT = Decimal("0.01")
+PERIOD_KINDS = [PeriodKind.QUARTER, PeriodKind.MONTH]
+REASON_DIMENSIONS = {*PRIMARY_DIMENSION.values(), Dimension.CONTRIBUTING_REASON}
+MICROSECONDS_PER_DAY = 86_400_000_000
+STREAM_CHUNK = 5000
+
+# (period kind, period start, scope kind, scope key): one slice of one period.
+Slot = tuple[str, datetime.date, str, str]
 
 
 def currency_rates() -> dict[str, Decimal]:
@@ -126,20 +120,6 @@ def currency_rates() -> dict[str, Decimal]:
     return rates
 
 
-def _amount(prefix: str):
-    rates = currency_rates()
-    return Case(
-        *(
-            When(
-                **{f"{prefix}opportunity__currency": code},
-                then=F(f"{prefix}opportunity__amount") * Value(rate),
-            )
-            for code, rate in rates.items()
-        ),
-        output_field=DecimalField(max_digits=24, decimal_places=6),
-    )
-
-
 def _cycle(prefix: str):
     return ExpressionWrapper(
         F(f"{prefix}closed_date") - TruncDate(f"{prefix}opportunity__created_at"),
@@ -147,94 +127,395 @@ def _cycle(prefix: str):
     )
 
 
-def _outcome_counts(prefix: str, field: str, distinct: bool = False) -> dict:
+def _mean_cycle(total_days: int, count: int) -> datetime.timedelta:
+    """
+    The mean of `count` whole-day cycles, exactly as the database's AVG would give it, so that
+    figures stay the same to the last digit whether SQL or Python averages them.
+    """
+    if connection.vendor == "postgresql":
+        # interval_div(sum, count): whole days, then the rest as seconds rounded to the
+        # microsecond (TSROUND), then as microseconds.
+        quotient = total_days / count
+        days = int(quotient)
+        seconds = round((quotient - days) * 86400 * 1e6) / 1e6
+        if abs(seconds) >= 86400:
+            days += int(seconds / 86400)
+            seconds -= int(seconds / 86400) * 86400
+        return datetime.timedelta(days=days, microseconds=round(seconds * 1e6))
+    # SQLite averages microseconds as a double; Django turns that into a timedelta.
+    return datetime.timedelta(microseconds=float(total_days * MICROSECONDS_PER_DAY) / count)
+
+
+# The tally keys its dicts on plain strings: a TextChoices member compares through Python
+# code, which on hundreds of thousands of lookups costs more than the rest of the tally.
+_ALL, _CUSTOMER, _REP = Source.ALL.value, Source.CUSTOMER.value, Source.REP.value
+_WON, _NO_DECISION = Outcome.WON.value, Outcome.NO_DECISION.value
+_MONTH = PeriodKind.MONTH.value
+_ORG, _TEAM, _LINE, _SEGMENT = (
+    ScopeKind.ORG.value,
+    ScopeKind.TEAM.value,
+    ScopeKind.PRODUCT_LINE.value,
+    ScopeKind.SEGMENT.value,
+)
+_PRIMARY_KIND = QuestionKind.PRIMARY_REASON.value
+_CONTRIBUTING_KIND = QuestionKind.CONTRIBUTING_REASONS.value
+_PRIMARY = {outcome.value: dimension.value for outcome, dimension in PRIMARY_DIMENSION.items()}
+_CONTRIBUTING = Dimension.CONTRIBUTING_REASON.value
+_OBJECTION = Dimension.OBJECTION.value
+_COMPETITOR = Dimension.COMPETITOR.value
+_SEGMENT_DIMENSION = Dimension.SEGMENT.value
+_SUMMARY = Dimension.SUMMARY.value
+
+
+def _new_cell(label: str, outcome: str | None) -> dict:
     return {
-        "deals": Count(field, distinct=distinct),
-        "won": Count(field, distinct=distinct, filter=Q(**{f"{prefix}outcome": Outcome.WON})),
-        "lost": Count(field, distinct=distinct, filter=Q(**{f"{prefix}outcome": Outcome.LOST})),
-        "no_decision": Count(
-            field, distinct=distinct, filter=Q(**{f"{prefix}outcome": Outcome.NO_DECISION})
-        ),
+        "label": label,
+        "outcome": outcome,
+        "deals": 0,
+        "won": 0,
+        "lost": 0,
+        "no_decision": 0,
+        "amount_won": None,
+        "amount_lost": None,
     }
 
 
-def _money(prefix: str) -> dict:
-    return {
-        "amount_won": Sum(_amount(prefix), filter=Q(**{f"{prefix}outcome": Outcome.WON})),
-        "amount_lost": Sum(_amount(prefix), filter=Q(**{f"{prefix}outcome": Outcome.LOST})),
-    }
+def _count(cell: dict, outcome: str, deals: int, amount: Decimal | None) -> None:
+    cell["deals"] += deals
+    cell[outcome] += deals
+    if amount is not None:
+        name = "amount_won" if outcome == _WON else "amount_lost"
+        cell[name] = amount if cell[name] is None else cell[name] + amount
 
 
-class _Slices:
-    """The reflections of some periods in every scope of one kind, as querysets to group."""
+class _Tally:
+    """
+    Counts per slot: the slice's summary row, and one cell per key for each (dimension,
+    source). Rows are first grouped by what decides their slots (closing month, team, product
+    line, segment, outcome); each group, not each row, is then spread over the period kinds and
+    scope kinds asked for. Sums are exact (amounts in Decimal, cycles in whole days).
+    """
 
     def __init__(
         self,
-        kind: str,
-        periods: list[Period],
-        scope_kind: str,
+        *,
+        wanted: dict[str, set[datetime.date] | None],
+        scope_kinds: Sequence[str],
         scope_key: str | None,
-        owner: User | None,
     ):
-        self.kind, self.scope_kind = kind, scope_kind
-        self.windows = sorted({p for period in periods for p in (period.previous(), period)})
-        self.scope_key, self.owner = scope_key, owner
+        self.wanted = wanted  # period kind -> starts to tally (None: every period)
+        self.scope_kinds = [str(scope_kind) for scope_kind in scope_kinds]
+        self.scope_key = scope_key
+        self.summary: dict[Slot, dict] = {}
+        self.cells: dict[Slot, dict[tuple[str, str], dict[str, dict]]] = {}
+        self.scope_labels: dict[tuple[str, str], str] = {
+            (_ORG, ""): "",
+            **{(_SEGMENT, code): label for code, label in Segment.choices},
+        }
+        self._slots: dict[tuple, list[Slot]] = {}
 
-    def where(self, prefix: str) -> Q:
-        q = Q(**{f"{prefix}current": True})
+    def slots(self, group: tuple) -> list[Slot]:
+        """The slots a group of rows counts in."""
+        slots = self._slots.get(group)
+        if slots is not None:
+            return slots
+        month, team, line, segment, _ = group
+        keys = {
+            _ORG: "",
+            _TEAM: None if team is None else str(team),
+            _LINE: None if line is None else str(line),
+            _SEGMENT: segment,
+        }
+        slots = []
+        for kind, starts in self.wanted.items():
+            start = month if kind == _MONTH else Period.containing(kind, month).start
+            if starts is not None and start not in starts:
+                continue
+            for scope_kind in self.scope_kinds:
+                key = keys[scope_kind]
+                if key is None or (self.scope_key is not None and key != self.scope_key):
+                    continue
+                slots.append((kind, start, scope_kind, key))
+        self._slots[group] = slots
+        return slots
+
+    def cells_of(self, slot: Slot, dimension: str, source: str) -> dict[str, dict]:
+        by_dimension = self.cells.get(slot)
+        if by_dimension is None:
+            by_dimension = self.cells[slot] = {}
+        by_key = by_dimension.get((dimension, source))
+        if by_key is None:
+            by_key = by_dimension[(dimension, source)] = {}
+        return by_key
+
+    def add(self, reflections: Iterable[tuple], answers: Iterable[tuple]) -> None:
+        """Tally rows from `_reflection_rows` and `_answer_rows`."""
+        rates = currency_rates()
+        months: dict[datetime.date, datetime.date] = {}
+        group_ids: dict[tuple, int] = {}
+        groups: list[tuple] = []  # (month, team, line, segment, outcome) by group id
+        totals: list[list] = []  # [deals, amount, cycle days, cycles] by group id
+        group_of: dict[int, int] = {}  # reflection id -> group id
+        competitors: dict[tuple, list] = {}  # (group id, competitor) -> [deals, amount]
+        competitor_names: dict[int, str] = {}
+        for (
+            reflection_id,
+            closed,
+            outcome,
+            team,
+            team_name,
+            line,
+            line_name,
+            segment,
+            competitor,
+            competitor_name,
+            amount,
+            currency,
+            cycle,
+        ) in reflections:
+            month = months.get(closed)
+            if month is None:
+                month = months[closed] = closed.replace(day=1)
+            group = (month, team, line, segment, outcome)
+            gid = group_ids.get(group)
+            if gid is None:
+                gid = group_ids[group] = len(groups)
+                groups.append(group)
+                totals.append([0, None, 0, 0])
+                if team is not None:
+                    self.scope_labels[(_TEAM, str(team))] = team_name
+                if line is not None:
+                    self.scope_labels[(_LINE, str(line))] = line_name
+            group_of[reflection_id] = gid
+            total = totals[gid]
+            total[0] += 1
+            value = None
+            if outcome != _NO_DECISION and amount is not None:
+                rate = rates.get(currency)
+                if rate is not None:
+                    value = amount * rate
+                    total[1] = value if total[1] is None else total[1] + value
+            if cycle is not None:
+                total[2] += cycle.days
+                total[3] += 1
+            if competitor is not None:
+                against = competitors.get((gid, competitor))
+                if against is None:
+                    against = competitors[(gid, competitor)] = [0, None]
+                    competitor_names[competitor] = competitor_name
+                against[0] += 1
+                if value is not None:
+                    against[1] = value if against[1] is None else against[1] + value
+
+        # (group id, dimension, source) -> reason or objection id -> deals; a deal counts once
+        # per key, also when two answers name the same reason (one merged into the other).
+        counts: dict[tuple, dict] = {}
+        reason_labels: dict[int | None, str | None] = {}
+        objection_labels: dict[int, str] = {}
+        primary = [_PRIMARY[group[4]] for group in groups]
+        seen: set[tuple] = set()
+        for reflection_id, kind, source, reason, reason_label, objection, label in answers:
+            gid = group_of.get(reflection_id)
+            if gid is None:  # written after the reflections were read
+                continue
+            if kind == _PRIMARY_KIND:
+                mark, ident = (reflection_id, source, reason), reason
+                reason_labels[reason] = reason_label
+                tallies = [(gid, primary[gid], _ALL)]
+                if source in (_CUSTOMER, _REP):
+                    tallies.append((gid, primary[gid], source))
+            elif kind == _CONTRIBUTING_KIND:
+                mark, ident = (reflection_id, kind, reason), reason
+                reason_labels[reason] = reason_label
+                tallies = [(gid, _CONTRIBUTING, _ALL)]
+            else:
+                mark, ident = (reflection_id, kind, objection), objection
+                objection_labels[objection] = label
+                tallies = [(gid, _OBJECTION, _ALL)]
+            if mark in seen:
+                continue
+            seen.add(mark)
+            for tally in tallies:
+                by_ident = counts.get(tally)
+                if by_ident is None:
+                    by_ident = counts[tally] = {}
+                by_ident[ident] = by_ident.get(ident, 0) + 1
+
+        segment_labels = dict(Segment.choices)
+        for gid, (deals, amount, cycle_days, cycles) in enumerate(totals):
+            group = groups[gid]
+            segment, outcome = group[3], group[4]
+            for slot in self.slots(group):
+                row = self.summary.get(slot)
+                if row is None:
+                    row = self.summary[slot] = _new_cell("", None)
+                    row.update(cycle_days=0, cycles=0)
+                _count(row, outcome, deals, amount)
+                row["cycle_days"] += cycle_days
+                row["cycles"] += cycles
+                if slot[2] != _SEGMENT:
+                    by_key = self.cells_of(slot, _SEGMENT_DIMENSION, _ALL)
+                    cell = by_key.get(segment)
+                    if cell is None:
+                        label = segment_labels.get(segment, segment)
+                        cell = by_key[segment] = _new_cell(label, None)
+                    _count(cell, outcome, deals, amount)
+        for (gid, competitor), (deals, amount) in competitors.items():
+            key, group = str(competitor), groups[gid]
+            for slot in self.slots(group):
+                by_key = self.cells_of(slot, _COMPETITOR, _ALL)
+                cell = by_key.get(key)
+                if cell is None:
+                    cell = by_key[key] = _new_cell(competitor_names[competitor], None)
+                _count(cell, group[4], deals, amount)
+        for (gid, dimension, source), by_ident in counts.items():
+            group = groups[gid]
+            outcome = group[4]
+            targets = [self.cells_of(slot, dimension, source) for slot in self.slots(group)]
+            for ident, deals in by_ident.items():
+                if dimension == _OBJECTION:
+                    key, label, cell_outcome = str(ident), objection_labels[ident], None
+                elif dimension == _CONTRIBUTING:
+                    key, label, cell_outcome = str(ident), reason_labels[ident], outcome
+                else:
+                    key = UNKNOWN_KEY if ident is None else str(ident)
+                    label, cell_outcome = reason_labels[ident] or UNKNOWN_LABEL, outcome
+                for by_key in targets:
+                    cell = by_key.get(key)
+                    if cell is None:
+                        cell = by_key[key] = _new_cell(label, cell_outcome)
+                    cell["deals"] += deals
+                    cell[outcome] += deals
+
+        for row in self.summary.values():
+            if "cycles" in row:
+                cycles = row.pop("cycles")
+                total = row.pop("cycle_days")
+                row["cycle"] = _mean_cycle(total, cycles) if cycles else None
+
+    def add_stored(self, rows: Iterable[tuple]) -> None:
+        """Tally the counts kept in stored facts (rows from `_stored_rows`)."""
+        for kind, start, scope_kind, scope_key, dimension, source, key, *rest in rows:
+            label, outcome, deals, won, lost, no_decision = rest
+            slot = (kind, start, scope_kind, scope_key)
+            counts = {"deals": deals, "won": won, "lost": lost, "no_decision": no_decision}
+            if dimension == _SUMMARY:
+                self.summary[slot] = counts
+            elif deals:  # a zero row only carries an earlier period's key forward
+                cell = _new_cell(label, outcome or None)
+                cell.update(counts)
+                self.cells_of(slot, dimension, source)[key] = cell
+
+
+def _where(
+    prefix: str,
+    windows: list[tuple[datetime.date, datetime.date]] | None,
+    scope_kinds: Sequence[str],
+    scope_key: str | None,
+    owner: User | None,
+) -> Q:
+    q = Q(**{f"{prefix}current": True})
+    if windows is not None:
         ranges = Q()
-        for period in _merged(self.windows):
-            ranges |= Q(
-                **{f"{prefix}closed_date__gte": period[0], f"{prefix}closed_date__lt": period[1]}
-            )
+        for first, end in windows:
+            ranges |= Q(**{f"{prefix}closed_date__gte": first, f"{prefix}closed_date__lt": end})
         q &= ranges
-        field = SCOPE_FIELDS[self.scope_kind]
-        if field is not None:
-            q &= Q(**{f"{prefix}{field}__isnull": False})
-            if self.scope_key is not None:
-                q &= Q(**{f"{prefix}{field}": self.scope_key})
-        if self.owner is not None:
-            q &= Q(**{f"{prefix}opportunity__owner": self.owner})
-        return q
+    if len(scope_kinds) == 1 and (field := SCOPE_FIELDS[scope_kinds[0]]) is not None:
+        q &= Q(**{f"{prefix}{field}__isnull": False})
+        if scope_key is not None:
+            q &= Q(**{f"{prefix}{field}": scope_key})
+    if owner is not None:
+        q &= Q(**{f"{prefix}opportunity__owner": owner})
+    return q
 
-    def group(self, queryset, prefix: str):
-        # Explicit period bounds rather than TruncMonth/TruncQuarter: plain comparisons that
-        # every database evaluates natively (SQLite truncates dates in Python, row by row).
-        period = Case(
-            *(
-                When(
-                    **{
-                        f"{prefix}closed_date__gte": window.start,
-                        f"{prefix}closed_date__lt": window.end,
-                    },
-                    then=Value(window.start),
-                )
-                for window in self.windows
-            ),
-            output_field=DateField(),
+
+def _reflection_rows(where: Q):
+    """One row per reflection: its period, outcome, every scope key and what is summed."""
+    return (
+        Reflection.objects.filter(where)
+        .annotate(cycle=_cycle(""))
+        .values_list(
+            "id",
+            "closed_date",
+            "outcome",
+            "opportunity__owner__team_id",
+            "opportunity__owner__team__name",
+            "opportunity__product__line_id",
+            "opportunity__product__line__name",
+            "opportunity__company__segment",
+            "opportunity__primary_competitor_id",
+            "opportunity__primary_competitor__name",
+            "opportunity__amount",
+            "opportunity__currency",
+            "cycle",
         )
-        field = SCOPE_FIELDS[self.scope_kind]
-        label_field = SCOPE_LABEL_FIELDS.get(self.scope_kind)
-        return queryset.filter(self.where(prefix)).annotate(
-            period=period,
-            scope=Cast(f"{prefix}{field}", CharField()) if field else Value(""),
-            scope_label=F(f"{prefix}{label_field}") if label_field else Value(""),
+        .order_by()
+    )
+
+
+def _answer_rows(where: Q):
+    """One row per answer naming a main reason (or none), a contributing reason or an
+    objection, with a merged reason replaced by the one it was merged into."""
+    return (
+        Answer.objects.filter(where)
+        .filter(
+            Q(question__kind=QuestionKind.PRIMARY_REASON)
+            | Q(question__kind=QuestionKind.CONTRIBUTING_REASONS, reason__isnull=False)
+            | Q(question__kind=QuestionKind.OBJECTIONS, objection__isnull=False)
         )
+        .annotate(
+            rkey=Coalesce("reason__merged_into_id", "reason_id"),
+            rlabel=Coalesce("reason__merged_into__label", "reason__label"),
+        )
+        .values_list(
+            "reflection_id",
+            "question__kind",
+            "reason_source",
+            "rkey",
+            "rlabel",
+            "objection_id",
+            "objection__label",
+        )
+        .order_by()
+    )
 
 
-def _merged(periods: list[Period]) -> list[tuple[datetime.date, datetime.date]]:
-    """Adjacent periods as one date range, so the WHERE clause stays short."""
+def _stored_rows(previous: set[tuple[str, datetime.date]]):
+    """What comparisons need from the stored facts of these (kind, start) periods."""
+    match = Q()
+    for kind, start in sorted(previous):
+        match |= Q(period_kind=kind, period_start=start)
+    return (
+        InsightFact.objects.filter(match)
+        .filter(Q(dimension=Dimension.SUMMARY) | Q(deals__gt=0))
+        .values_list(
+            "period_kind",
+            "period_start",
+            "scope_kind",
+            "scope_key",
+            "dimension",
+            "source",
+            "key",
+            "label",
+            "outcome",
+            "deals",
+            "won",
+            "lost",
+            "no_decision",
+        )
+        .order_by()
+    )
+
+
+def _merged(windows: list[tuple[datetime.date, datetime.date]]):
+    """Adjacent or overlapping date ranges as one, so the WHERE clause stays short."""
     ranges: list[list[datetime.date]] = []
-    for period in periods:
-        if ranges and ranges[-1][1] >= period.start:
-            ranges[-1][1] = max(ranges[-1][1], period.end)
+    for first, end in sorted(windows):
+        if ranges and ranges[-1][1] >= first:
+            ranges[-1][1] = max(ranges[-1][1], end)
         else:
-            ranges.append([period.start, period.end])
+            ranges.append([first, end])
     return [(a, b) for a, b in ranges]
-
-
-def _as_date(value) -> datetime.date:
-    return value.date() if isinstance(value, datetime.datetime) else value
 
 
 def _days(value) -> float | None:
@@ -291,6 +572,76 @@ def headline(fact: InsightFact, period: Period, scope_label: str) -> str:
     )
 
 
+def rollup_facts(
+    *,
+    periods: dict[str, Sequence[Period]] | None,
+    scope_kinds: Sequence[str] | None = None,
+    scope_key: str | None = None,
+    owner: User | None = None,
+    min_slice: int | None = None,
+    stored_previous: bool = False,
+) -> dict[str, list[InsightFact]]:
+    """
+    Unsaved facts per period kind for `periods` (kind -> periods; None: every period that has
+    reflections, of both kinds), each compared with the period before it, in every scope of
+    `scope_kinds` (default all; or only `scope_key`), optionally only for deals `owner` owns (a
+    person's own results, never stored).
+
+    With `stored_previous`, a previous period that is not itself recomputed is compared from
+    its stored facts when it has them (its organisation summary is there), and read from the
+    reflections only when it has none. Reflections read: one query, answers: one query, stored
+    facts: one query, whatever the data size.
+    """
+    k = settings.DEBRIEF_INSIGHT_MIN_SLICE if min_slice is None else min_slice
+    scope_kinds = list(scope_kinds or SCOPE_FIELDS)
+    stored: list[tuple] = []
+    if periods is None:
+        # Every period and the one before it are in the same read: no comparison is stored.
+        wanted: dict[str, set[datetime.date] | None] = dict.fromkeys(map(str, PERIOD_KINDS))
+        windows = None
+    else:
+        targets = {str(kind): sorted(set(ps)) for kind, ps in periods.items() if ps}
+        if not targets:
+            return {}
+        previous = {
+            (kind, p.previous().start)
+            for kind, ps in targets.items()
+            for p in ps
+            if p.previous() not in ps
+        }
+        if stored_previous and previous:
+            if owner is not None or scope_key is not None or ScopeKind.ORG not in scope_kinds:
+                raise ValueError("Stored comparisons need every scope of the organisation.")
+            rows = list(_stored_rows(previous))
+            # A computed period with reflections always has an organisation summary; without
+            # one its facts are missing (or it is empty, and reading it costs nothing).
+            found = {(r[0], r[1]) for r in rows if r[2] == _ORG and r[4] == _SUMMARY}
+            stored = [r for r in rows if (r[0], r[1]) in found and r[2] in scope_kinds]
+            previous -= found
+        wanted = {kind: {p.start for p in ps} for kind, ps in targets.items()}
+        for kind, start in previous:
+            wanted[kind].add(start)
+        windows = _merged(
+            [(s, Period(kind, s).end) for kind, starts in wanted.items() for s in starts]
+        )
+    reflections = _reflection_rows(_where("", windows, scope_kinds, scope_key, owner))
+    answers = _answer_rows(_where("reflection__", windows, scope_kinds, scope_key, owner))
+    tally = _Tally(wanted=wanted, scope_kinds=scope_kinds, scope_key=scope_key)
+    if windows is None:
+        # All history: streamed, so that memory stays flat however many years there are. A
+        # few periods are fetched at once, which is faster.
+        tally.add(reflections.iterator(STREAM_CHUNK), answers.iterator(STREAM_CHUNK))
+    else:
+        tally.add(reflections, answers)
+    tally.add_stored(stored)
+    if periods is None:
+        starts: dict[str, set[datetime.date]] = {kind: set() for kind in wanted}
+        for kind, start, _, _ in tally.summary:
+            starts[kind].add(start)
+        targets = {kind: [Period(kind, s) for s in sorted(starts[kind])] for kind in wanted}
+    return {kind: _facts(tally, kind, ps, k) for kind, ps in targets.items()}
+
+
 def compute_facts(
     *,
     kind: str,
@@ -301,142 +652,44 @@ def compute_facts(
     min_slice: int | None = None,
 ) -> list[InsightFact]:
     """
-    Unsaved facts for `periods` (each compared with the period before it) in every scope of
-    `scope_kind` (or only `scope_key`), optionally only for deals `owner` owns (a person's own
-    results, never stored). A constant number of queries, whatever the data size.
+    Unsaved facts for `periods` (each compared with the period before it, read from the
+    reflections) in every scope of `scope_kind` (or only `scope_key`), optionally only for
+    deals `owner` owns. A constant number of queries, whatever the data size.
     """
     if not periods:
         return []
-    k = settings.DEBRIEF_INSIGHT_MIN_SLICE if min_slice is None else min_slice
-    slices = _Slices(kind, periods, scope_kind, scope_key, owner)
-    # (period_start, scope) -> aggregated row
-    summary: dict[tuple, dict] = {}
-    scope_labels: dict[str, str] = {}
-    for row in (
-        slices.group(Reflection.objects.all(), "")
-        .values("period", "scope", "scope_label")
-        .annotate(**_outcome_counts("", "id"), **_money(""), cycle=Avg(_cycle("")))
-        .order_by()
-    ):
-        summary[(_as_date(row["period"]), row["scope"])] = row
-        scope_labels[row["scope"]] = row["scope_label"]
+    return rollup_facts(
+        periods={kind: periods},
+        scope_kinds=[scope_kind],
+        scope_key=scope_key,
+        owner=owner,
+        min_slice=min_slice,
+    )[kind]
 
-    # (dimension, source) -> (period_start, scope) -> key -> row
-    cells: dict[tuple, dict] = defaultdict(lambda: defaultdict(dict))
 
-    def put(dimension, source, row, key, label, outcome=None):
-        slot = (_as_date(row["period"]), row["scope"])
-        cell = cells[(dimension, source)][slot].get(key)
-        if cell is None:
-            cell = {"label": label, "outcome": outcome, "deals": 0, "won": 0, "lost": 0}
-            cell.update(no_decision=0, amount_won=None, amount_lost=None)
-            cells[(dimension, source)][slot][key] = cell
-        for name in ("deals", "won", "lost", "no_decision"):
-            cell[name] += row.get(name, 0)
-        if outcome and "won" not in row:  # grouped by outcome: all its deals have that outcome
-            cell[outcome] += row["deals"]
-        for name in ("amount_won", "amount_lost"):
-            if row.get(name) is not None:
-                cell[name] = (cell[name] or 0) + row[name]
-
-    reason_key = Coalesce("reason__merged_into_id", "reason_id")
-    reason_label = Coalesce("reason__merged_into__label", "reason__label")
-    for row in (
-        slices.group(Answer.objects.all(), "reflection__")
-        .filter(question__kind=QuestionKind.PRIMARY_REASON)
-        .annotate(rkey=reason_key, rlabel=reason_label)
-        .values("period", "scope", "reflection__outcome", "reason_source", "rkey", "rlabel")
-        .annotate(deals=Count("reflection_id", distinct=True))
-        .order_by()
-    ):
-        outcome = row["reflection__outcome"]
-        key = str(row["rkey"]) if row["rkey"] is not None else UNKNOWN_KEY
-        label = row["rlabel"] or UNKNOWN_LABEL
-        dimension = PRIMARY_DIMENSION[outcome]
-        put(dimension, Source.ALL, row, key, label, outcome)
-        if row["reason_source"] in (Source.CUSTOMER, Source.REP):
-            put(dimension, row["reason_source"], row, key, label, outcome)
-
-    for row in (
-        slices.group(Answer.objects.all(), "reflection__")
-        .filter(question__kind=QuestionKind.CONTRIBUTING_REASONS, reason__isnull=False)
-        .annotate(rkey=reason_key, rlabel=reason_label)
-        .values("period", "scope", "reflection__outcome", "rkey", "rlabel")
-        .annotate(deals=Count("reflection_id", distinct=True))
-        .order_by()
-    ):
-        put(
-            Dimension.CONTRIBUTING_REASON,
-            Source.ALL,
-            row,
-            str(row["rkey"]),
-            row["rlabel"],
-            row["reflection__outcome"],
-        )
-
-    for row in (
-        slices.group(Reflection.objects.all(), "")
-        .filter(opportunity__primary_competitor__isnull=False)
-        .values(
-            "period",
-            "scope",
-            "opportunity__primary_competitor_id",
-            "opportunity__primary_competitor__name",
-        )
-        .annotate(**_outcome_counts("", "id"), **_money(""))
-        .order_by()
-    ):
-        put(
-            Dimension.COMPETITOR,
-            Source.ALL,
-            row,
-            str(row["opportunity__primary_competitor_id"]),
-            row["opportunity__primary_competitor__name"],
-        )
-
-    for row in (
-        slices.group(Answer.objects.all(), "reflection__")
-        .filter(question__kind=QuestionKind.OBJECTIONS, objection__isnull=False)
-        .values("period", "scope", "objection_id", "objection__label")
-        .annotate(**_outcome_counts("reflection__", "reflection_id", distinct=True))
-        .order_by()
-    ):
-        put(
-            Dimension.OBJECTION,
-            Source.ALL,
-            row,
-            str(row["objection_id"]),
-            row["objection__label"],
-        )
-
-    if scope_kind != ScopeKind.SEGMENT:
-        segment_labels = dict(Segment.choices)
-        for row in (
-            slices.group(Reflection.objects.all(), "")
-            .values("period", "scope", "opportunity__company__segment")
-            .annotate(**_outcome_counts("", "id"), **_money(""))
-            .order_by()
-        ):
-            code = row["opportunity__company__segment"]
-            put(Dimension.SEGMENT, Source.ALL, row, code, segment_labels.get(code, code))
-
-    if scope_kind == ScopeKind.SEGMENT:
-        scope_labels = {code: label for code, label in Segment.choices}
-
+def _facts(tally: _Tally, kind: str, periods: list[Period], k: int) -> list[InsightFact]:
+    """The facts of `periods`, from a tally that holds them and the periods before them."""
+    slots_by_start: dict[datetime.date, list[Slot]] = defaultdict(list)
+    for slot in tally.summary:
+        if slot[0] == kind:
+            slots_by_start[slot[1]].append(slot)
     facts: list[InsightFact] = []
     for period in periods:
         previous = period.previous()
-        for (start, scope), row in summary.items():
-            if start != period.start:
-                continue
-            prev_row = summary.get((previous.start, scope))
-            scope_label = scope_labels.get(scope, scope)
+        for slot in slots_by_start.get(period.start, ()):
+            _, _, scope_kind, scope = slot
+            row = tally.summary[slot]
+            prev_slot = (kind, previous.start, scope_kind, scope)
+            prev_row = tally.summary.get(prev_slot)
+            scope_label = tally.scope_labels.get((scope_kind, scope), scope)
             facts.append(
                 _summary_fact(kind, period, scope_kind, scope, row, prev_row, k, scope_label)
             )
-            for (dimension, source), by_slot in cells.items():
-                current = by_slot.get((period.start, scope), {})
-                before = by_slot.get((previous.start, scope), {}) if prev_row else {}
+            groups = tally.cells.get(slot, {})
+            prev_groups = tally.cells.get(prev_slot, {}) if prev_row else {}
+            for dimension, source in sorted(groups.keys() | prev_groups.keys()):
+                current = groups.get((dimension, source), {})
+                before = prev_groups.get((dimension, source), {})
                 for key in _keys(dimension, current, before):
                     cell = current.get(key)
                     prev_cell = before.get(key)

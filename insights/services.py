@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Min, Q
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -30,13 +30,11 @@ from insights.models import (
     RunStatus,
     ScopeKind,
 )
-from insights.periods import Period, periods_between, week_start
-from reflections.models import Reflection
+from insights.periods import Period, week_start
 
 logger = logging.getLogger(__name__)
 
-PERIOD_KINDS = [PeriodKind.QUARTER, PeriodKind.MONTH]
-SCOPE_KINDS = [ScopeKind.ORG, ScopeKind.TEAM, ScopeKind.PRODUCT_LINE, ScopeKind.SEGMENT]
+PERIOD_KINDS = fact_rules.PERIOD_KINDS
 # A queued run older than this lost its message (broker restart, enqueue failure).
 QUEUED_TOO_LONG = datetime.timedelta(minutes=10)
 DELETE_CHUNK = 900
@@ -49,36 +47,62 @@ def _write(
     facts: list[InsightFact],
     *,
     kind: str,
-    scope_kind: str,
+    scope_kind: str | None = None,
     period_starts: Iterable[datetime.date] | None = None,
     scope_key: str | None = None,
 ) -> int:
-    """Upsert `facts` and delete the facts of the same region that were not recomputed."""
+    """
+    Make the stored facts of a region (a period kind, optionally some periods, one scope kind,
+    one scope) equal to `facts`: upsert the ones that differ from what is stored and delete
+    the ones that were not recomputed. Returns the number of facts in the region.
+
+    The region's rows are locked before they are compared, so that two runs writing the same
+    periods (a refresh and a rebuild on two workers) take turns instead of mixing their
+    results; rerunning on unchanged reflections then writes nothing at all.
+    """
+    region = InsightFact.objects.filter(period_kind=kind)
+    if scope_kind is not None:
+        region = region.filter(scope_kind=scope_kind)
+    if period_starts is not None:
+        region = region.filter(period_start__in=list(period_starts))
+    if scope_key is not None:
+        region = region.filter(scope_key=scope_key)
+    width = len(fact_rules.UNIQUE_FIELDS)
     with transaction.atomic():
-        if facts:
+        stored = {
+            row[:width]: row[width:]
+            for row in region.select_for_update()
+            .order_by("pk")
+            .values_list(*fact_rules.UNIQUE_FIELDS, *fact_rules.VALUE_FIELDS)
+        }
+        changed = [
+            fact
+            for fact in facts
+            if stored.get(_cell(fact)) != tuple(getattr(fact, f) for f in fact_rules.VALUE_FIELDS)
+        ]
+        if changed:
             InsightFact.objects.bulk_create(
-                facts,
+                sorted(changed, key=_cell),  # one lock order for every writer
                 batch_size=500,
                 update_conflicts=True,
                 unique_fields=fact_rules.UNIQUE_FIELDS,
                 update_fields=fact_rules.VALUE_FIELDS,
             )
-        region = InsightFact.objects.filter(period_kind=kind, scope_kind=scope_kind)
-        if period_starts is not None:
-            region = region.filter(period_start__in=list(period_starts))
-        if scope_key is not None:
-            region = region.filter(scope_key=scope_key)
-        keep = {(f.period_start, f.scope_key, f.dimension, f.source, f.key) for f in facts}
+        # Read again rather than trust `stored`: a run that committed while this one waited
+        # may have added rows the first read could not see.
+        keep = {_cell(fact) for fact in facts}
         stale = [
             pk
-            for pk, *cell in region.values_list(
-                "pk", "period_start", "scope_key", "dimension", "source", "key"
-            )
+            for pk, *cell in region.values_list("pk", *fact_rules.UNIQUE_FIELDS)
             if tuple(cell) not in keep
         ]
         for i in range(0, len(stale), DELETE_CHUNK):
             InsightFact.objects.filter(pk__in=stale[i : i + DELETE_CHUNK]).delete()
     return len(facts)
+
+
+def _cell(fact: InsightFact) -> tuple:
+    return tuple(getattr(fact, f) for f in fact_rules.UNIQUE_FIELDS)
 
 
 def insights_rollup(
@@ -95,14 +119,12 @@ def insights_rollup(
         scope_kind=scope_kind,
         scope_key=scope_key if scope_kind != ScopeKind.ORG else None,
     )
-    if scope_kind == ScopeKind.ORG:
-        return _write(facts, kind=kind, scope_kind=scope_kind, period_starts=[period.start])
     return _write(
         facts,
         kind=kind,
         scope_kind=scope_kind,
         period_starts=[period.start],
-        scope_key=scope_key,
+        scope_key=scope_key if scope_kind != ScopeKind.ORG else None,
     )
 
 
@@ -110,19 +132,19 @@ def insights_rebuild(*, progress: Progress | None = None) -> int:
     """
     Recompute every period that has reflections, in every scope, and drop facts of periods
     that have none any more. Returns the number of facts written.
+
+    Every period is tallied from one read of the reflections and their answers, so each is
+    compared with its previous period as just recomputed, never with stored facts.
     """
     pending = _pending_snapshot()
-    bounds = Reflection.objects.filter(current=True).aggregate(
-        first=Min("closed_date"), last=Max("closed_date")
-    )
-    steps = [(kind, scope_kind) for kind in PERIOD_KINDS for scope_kind in SCOPE_KINDS]
+    facts = fact_rules.rollup_facts(periods=None)
+    if progress:
+        progress(50)
     written = 0
-    for done, (kind, scope_kind) in enumerate(steps, start=1):
-        periods = periods_between(kind, bounds["first"], bounds["last"]) if bounds["first"] else []
-        facts = fact_rules.compute_facts(kind=kind, periods=periods, scope_kind=scope_kind)
-        written += _write(facts, kind=kind, scope_kind=scope_kind)
+    for done, kind in enumerate(PERIOD_KINDS, start=1):
+        written += _write(facts.get(kind, []), kind=kind)
         if progress:
-            progress(int(done * 99 / len(steps)))
+            progress(50 + int(done * 49 / len(PERIOD_KINDS)))
     _pending_clear(pending)
     return written
 
@@ -131,25 +153,33 @@ def insights_refresh_pending(*, progress: Progress | None = None) -> int:
     """
     Recompute the periods marked stale by closes, amendments and reopenings, and the period
     after each (its comparison changed). Returns the number of facts written.
+
+    Each is compared with the stored facts of the period before it, unless that period is
+    recomputed in the same run (then as just tallied) or has no facts yet (then from its
+    reflections). Stored facts are current for every period no mark names: a close,
+    amendment or reopening marks its period in its own transaction. What marks cannot see
+    (renamed teams, merged reasons) waits for the nightly rebuild, as it does for the
+    marked periods themselves.
     """
     pending = _pending_snapshot()
     targets: dict[str, set[Period]] = {kind: set() for kind in PERIOD_KINDS}
     for kind, start, _ in pending:
         period = Period.containing(kind, start)
         targets[kind].update({period, period.next()})
-    steps = [(k, s) for k in PERIOD_KINDS if targets[k] for s in SCOPE_KINDS]
+    periods = {kind: sorted(targets[kind]) for kind in PERIOD_KINDS if targets[kind]}
     written = 0
-    for done, (kind, scope_kind) in enumerate(steps, start=1):
-        periods = sorted(targets[kind])
-        facts = fact_rules.compute_facts(kind=kind, periods=periods, scope_kind=scope_kind)
-        written += _write(
-            facts,
-            kind=kind,
-            scope_kind=scope_kind,
-            period_starts=[p.start for p in periods],
-        )
+    if periods:
+        facts = fact_rules.rollup_facts(periods=periods, stored_previous=True)
         if progress:
-            progress(int(done * 99 / len(steps)))
+            progress(50)
+        for done, (kind, kind_periods) in enumerate(periods.items(), start=1):
+            written += _write(
+                facts.get(kind, []),
+                kind=kind,
+                period_starts=[p.start for p in kind_periods],
+            )
+            if progress:
+                progress(50 + int(done * 49 / len(periods)))
     _pending_clear(pending)
     return written
 

@@ -66,9 +66,7 @@ def test_refresh_without_javascript_redirects_to_the_dashboard(rep_client, apply
 def test_a_failed_run_shows_its_reason(manager_client, apply_async):
     run = services.insight_run_request_rebuild(requested_by=None)
     with (
-        mock.patch(
-            "insights.facts.compute_facts", side_effect=RuntimeError("disk full on db host")
-        ),
+        mock.patch("insights.facts.rollup_facts", side_effect=RuntimeError("disk full on db host")),
         pytest.raises(RuntimeError),
     ):
         tasks.run_insights(run.pk)
@@ -99,7 +97,7 @@ def test_a_succeeded_run_is_not_redone_by_a_redelivered_message(closer, apply_as
     tasks.run_insights(run.pk)
     run.refresh_from_db()
     finished = run.finished_at
-    with mock.patch("insights.facts.compute_facts") as compute:
+    with mock.patch("insights.facts.rollup_facts") as compute:
         tasks.run_insights(run.pk)
     compute.assert_not_called()
     run.refresh_from_db()
