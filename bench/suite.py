@@ -344,14 +344,13 @@ def _answers(prompt_set, outcome: str) -> dict:
     return data
 
 
-def close_post(client: Client, closer, plan: Plan) -> Result:
-    """POST the lost-deal reflection form for the closer's newest open deals, one per run."""
+def _closable(closer, needed: int) -> list[tuple[object, str, dict]]:
+    """The closer's newest open deals, each with its close URL and a lost-reflection POST."""
     from opportunities.models import OPEN_STAGES, Opportunity
     from reflections import selectors
     from reflections.models import Outcome
 
     outcome = Outcome.LOST
-    needed = plan.close_warmup + plan.closes
     deals = list(
         Opportunity.objects.filter(owner=closer, stage__in=OPEN_STAGES)
         .select_related("product")
@@ -359,16 +358,24 @@ def close_post(client: Client, closer, plan: Plan) -> Result:
     )
     if len(deals) < needed:
         raise BenchError(f"{closer} has {len(deals)} open deals; {needed} are needed.")
-    forms = {}
+    forms: dict[int, dict] = {}
+    closable = []
     for deal in deals:
         line = deal.product.line_id
         if line not in forms:
             forms[line] = _answers(selectors.prompt_set_for(outcome, line), outcome)
+        url = reverse("reflections:close", args=[deal.pk, outcome])
+        closable.append((deal, url, forms[line]))
+    return closable
+
+
+def close_post(client: Client, closer, plan: Plan) -> Result:
+    """POST the lost-deal reflection form for the closer's newest open deals, one per run."""
+    closable = _closable(closer, plan.close_warmup + plan.closes)
 
     def close(i: int) -> None:
-        deal = deals[i]
-        url = reverse("reflections:close", args=[deal.pk, outcome])
-        _consume(client.post(url, forms[deal.product.line_id]), 302, "close POST")
+        _deal, url, data = closable[i]
+        _consume(client.post(url, data), 302, "close POST")
 
     timing = timed(close, iterations=plan.closes, warmup=plan.close_warmup)
     return _result(
@@ -435,14 +442,17 @@ def insights_rebuild(plan: Plan) -> Result:
     )
 
 
-def insights_refresh(plan: Plan) -> Result:
-    """A close today marks its month and quarter stale; the refresh recomputes just those."""
+def insights_refresh(client: Client, closer, plan: Plan) -> Result:
+    """
+    A real close today (not timed: it is measured on its own) marks its month and quarter
+    stale and changes their facts; the refresh then recomputes just those.
+    """
     from insights import services
 
+    closable = _closable(closer, plan.heavy_warmup + plan.refreshes)
     samples, cpu, most = [], [], 0
-    for i in range(plan.heavy_warmup + plan.refreshes):
-        # The mark is not timed: it is part of the close, which is measured on its own.
-        services.insights_mark_stale(dates=[timezone.localdate()])
+    for i, (_deal, url, data) in enumerate(closable):
+        _consume(client.post(url, data), 302, "close POST before a refresh")
         timing = timed(lambda _: services.insights_refresh_pending(), iterations=1, warmup=0)
         if i >= plan.heavy_warmup:
             samples += timing.samples_ms
@@ -452,7 +462,7 @@ def insights_refresh(plan: Plan) -> Result:
         "insights_refresh_incremental",
         Timing(samples, most, cpu),
         TARGETS_MS["insights_refresh_incremental"],
-        note="insights_mark_stale(today), then insights_refresh_pending()",
+        note="a lost close today (untimed), then insights_refresh_pending()",
     )
 
 
@@ -686,7 +696,10 @@ def _run(plan: Plan, only: list[str] | None, log: Callable[[str], None]) -> list
         ("suppression_check_single", lambda: suppression_check(plan, subjects.rep.pk)),
         ("calllist_check_100k", lambda: call_list(subjects.rep, plan)),
         ("insights_rebuild_full", lambda: insights_rebuild(plan)),
-        ("insights_refresh_incremental", lambda: insights_refresh(plan)),
+        (
+            "insights_refresh_incremental",
+            lambda: insights_refresh(client_for(subjects.closer), subjects.closer, plan),
+        ),
     ]
     results: dict[str, Result] = {}
     for name, measure in steps:
