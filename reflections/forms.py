@@ -7,6 +7,7 @@ import re
 
 from django import forms
 
+from crm_site.widgets import FastSelect
 from reflections import selectors
 from reflections.models import MULTI_KINDS, PromptSet, Question, QuestionKind, ReasonSource
 from reflections.services import AnswerInput
@@ -174,11 +175,16 @@ class CallDebriefForm(forms.Form):
     call_date = forms.DateField(
         label="Date of the call", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
+    # Drawn on every company page, with one option per contact and open deal there.
     contact = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="— nobody in particular —"
+        queryset=None, required=False, empty_label="— nobody in particular —", widget=FastSelect
     )
     opportunity = forms.ModelChoiceField(
-        queryset=None, required=False, label="Deal", empty_label="— not about one deal —"
+        queryset=None,
+        required=False,
+        label="Deal",
+        empty_label="— not about one deal —",
+        widget=FastSelect,
     )
     customer_said = forms.CharField(
         label="What did the customer say?",
@@ -204,10 +210,13 @@ class CallDebriefForm(forms.Form):
 
         super().__init__(*args, **kwargs)
         self.fields["call_date"].initial = timezone.localdate()
-        self.fields["contact"].queryset = Contact.objects.filter(company=company).order_by(
-            "full_name"
+        # Only what the options show (a contact's and a deal's __str__), for the same reason.
+        self.fields["contact"].queryset = (
+            Contact.objects.filter(company=company).order_by("full_name").only("full_name")
         )
-        self.fields["opportunity"].queryset = opportunities_visible_to(user).filter(
-            company=company, stage__in=OPEN_STAGES
+        self.fields["opportunity"].queryset = (
+            opportunities_visible_to(user)
+            .filter(company=company, stage__in=OPEN_STAGES)
+            .only("title", "owner_id", "company_id")
         )
         self.fields["objections"].queryset = selectors.active_objections()
