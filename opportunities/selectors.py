@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts import access
 from accounts.models import User
+from crm_site.urlmakers import id_url
 from opportunities.models import OPEN_STAGES, Opportunity, Product
 
 
@@ -133,6 +134,15 @@ def board_for(user: User) -> list[dict]:
         stage.value: list(visible.filter(stage=stage)[:BOARD_CARDS_PER_STAGE])
         for stage in OPEN_STAGES
     }
+    # Up to 120 cards with five links each: paths reversed once, not once per link.
+    detail_url, move_url = id_url("opportunities:detail"), id_url("opportunities:move")
+    close_urls = [
+        (id_url("reflections:close", outcome), label)
+        for outcome, label in (("won", "Won"), ("lost", "Lost"), ("no_decision", "No decision"))
+    ]
+    for card in (card for column in cards.values() for card in column):
+        card.detail_url, card.move_url = detail_url(card.pk), move_url(card.pk)
+        card.close_urls = [(url(card.pk), label) for url, label in close_urls]
     counts = open_opportunity_counts_by_stage(user)
     columns = []
     for index, stage in enumerate(OPEN_STAGES):
