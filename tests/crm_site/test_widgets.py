@@ -10,6 +10,7 @@ from django.utils.html import escape
 from crm_site.widgets import FastCheckboxes, FastSelect
 
 CHOICES = [
+    (None, "Unset"),
     ("", "Anyone"),
     (3, 'Ana <Admin> & "Ops"'),
     (12, "Bo O'Brien"),
