@@ -6,6 +6,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from customers import calllist, suppression
 from tests.customers.test_suppression import closed  # noqa: F401  (shared helper)
@@ -140,3 +142,68 @@ def test_100k_rows_are_checked_set_based(rep_client, blocked):
     batches = 100_000 // calllist.BATCH_ROWS
     # One product lookup, then at most four queries per batch of 5,000 rows: never per row.
     assert len(queries) <= 1 + 4 * batches, len(queries)
+
+
+def test_short_rows_read_missing_cells_as_blank(rep_client, blocked):
+    text = (
+        "name,email,phone,company_domain\n"
+        "Only a name\n"
+        "Dana,dana@brightwater.example\n"
+        ",,020 7946 0018\n"
+    )
+    rows = rows_of(rep_client.post(URL, {"file": upload(text)}))
+    assert rows[1] == ["Only a name", "no", "", ""]
+    assert rows[2][:3] == ["Dana", "dana@brightwater.example", "yes"]
+    assert rows[3][:4] == ["", "", "020 7946 0018", "yes"]
+    assert rows[2][3] == rows[3][4]  # the same suppression, described the same way
+
+
+def test_the_answer_streams_one_batch_at_a_time(rep_client, blocked, monkeypatch):
+    monkeypatch.setattr(calllist, "BATCH_ROWS", 2)
+    text = "email\n" + "".join(f"p{i}@x.example\n" for i in range(4)) + "dana@brightwater.example\n"
+    response = rep_client.post(URL, {"file": upload(text)})
+    chunks = [chunk.decode() for chunk in response.streaming_content]
+    assert len(chunks) == 4  # the header, then batches of 2, 2 and 1 rows
+    assert chunks[1].count("\n") == 2 and chunks[3].startswith("dana@brightwater.example,yes,")
+
+
+CELL_CHARS = " ,\"'\n\r=+-@\tab€"
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.text(alphabet=CELL_CHARS, max_size=6),
+            st.sampled_from(["dana@brightwater.example", "x@nowhere.example", "=1+2", ""]),
+            st.text(alphabet=CELL_CHARS, max_size=6),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_the_answer_is_what_csv_writer_writes(rep_client, blocked, rows):
+    """Each line is the row's escaped cells and the three new ones, quoted as csv quotes them."""
+    given_csv = io.StringIO()
+    csv.writer(given_csv).writerows([("name", "email", "note"), *rows])
+    response = rep_client.post(URL, {"file": upload(given_csv.getvalue())})
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode()
+    kept = [list(row) for row in rows if any(cell.strip() for cell in row)]
+    pitches = [suppression.Pitch(email=email.strip().lower()) for _, email, _ in kept]
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    writer.writerow(["name", "email", "note", *calllist.ADDED_COLUMNS])
+    for row, result in zip(kept, suppression.check_many(pitches), strict=True):
+        until = ""
+        if result.suppressed:
+            until = result.until.isoformat() if result.until else "indefinite"
+        writer.writerow(
+            [calllist.escape_cell(cell) for cell in row]
+            + ["yes" if result.suppressed else "no", calllist.escape_cell(result.reason), until]
+        )
+    assert body == expected.getvalue()
