@@ -117,6 +117,8 @@ def products_for_picking() -> QuerySet[Product]:
 
 
 BOARD_CARDS_PER_STAGE = 30
+# The "Close as …" links of a deal in a list (board cards, pipeline rows), in this order.
+CLOSE_AS = (("won", "Won"), ("lost", "Lost"), ("no_decision", "No decision"))
 PLAN_UNPLANNED_SHOWN = 15
 PLAN_LATER_SHOWN = 20
 
@@ -136,10 +138,7 @@ def board_for(user: User) -> list[dict]:
     }
     # Up to 120 cards with five links each: paths reversed once, not once per link.
     detail_url, move_url = id_url("opportunities:detail"), id_url("opportunities:move")
-    close_urls = [
-        (id_url("reflections:close", outcome), label)
-        for outcome, label in (("won", "Won"), ("lost", "Lost"), ("no_decision", "No decision"))
-    ]
+    close_urls = [(id_url("reflections:close", outcome), label) for outcome, label in CLOSE_AS]
     for card in (card for column in cards.values() for card in column):
         card.detail_url, card.move_url = detail_url(card.pk), move_url(card.pk)
         card.close_urls = [(url(card.pk), label) for url, label in close_urls]

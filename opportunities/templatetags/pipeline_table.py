@@ -19,11 +19,11 @@ from django.utils.safestring import SafeString, mark_safe
 from crm_site.urlmakers import id_url
 from crm_site.widgets import esc
 from opportunities.models import OPEN_STAGES, Stage
+from opportunities.selectors import CLOSE_AS
 
 register = template.Library()
 
 STAGE_BADGE = {Stage.WON: " badge-won", Stage.LOST: " badge-lost", Stage.NO_DECISION: " badge-warn"}
-CLOSE_AS = (("won", "Won"), ("lost", "Lost"), ("no_decision", "No decision"))
 NEXT_STEP_CHARS = 60
 
 
