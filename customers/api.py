@@ -16,6 +16,8 @@ from customers.normalize import normalize_domain, normalize_email, normalize_pho
 MAX_ITEMS = 1000
 FIELDS = ("email", "phone", "company_domain", "product")
 KEYS = ("email", "phone", "company_domain")
+# Longer than any e-mail address (320), phone number, domain (253) or product name.
+MAX_FIELD_LENGTH = 320
 
 
 def _error(status: int, message: str, **headers) -> JsonResponse:
@@ -25,12 +27,22 @@ def _error(status: int, message: str, **headers) -> JsonResponse:
     return response
 
 
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _parse(body: bytes) -> list[suppression.Pitch]:
     """The request's contacts as pitches, or ValueError with a message for the client."""
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"The body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:
+        raise ValueError("The body nests too deeply; send a flat list of contacts.") from exc
     if not isinstance(data, dict) or not isinstance(data.get("contacts"), list):
         raise ValueError('The body must be an object with a "contacts" list.')
     items = data["contacts"]
@@ -46,8 +58,21 @@ def _parse(body: bytes) -> list[suppression.Pitch]:
         if unknown:
             raise ValueError(f"contacts[{index}] has unknown fields: {', '.join(sorted(unknown))}.")
         for field in FIELDS:
-            if item.get(field) is not None and not isinstance(item[field], str):
+            value = item.get(field)
+            if value is None:
+                continue
+            if not isinstance(value, str):
                 raise ValueError(f"contacts[{index}].{field} must be a string or null.")
+            if len(value) > MAX_FIELD_LENGTH:
+                raise ValueError(
+                    f"contacts[{index}].{field} is {len(value)} characters long; "
+                    f"at most {MAX_FIELD_LENGTH} are allowed."
+                )
+            if "\x00" in value or not _encodable(value):
+                raise ValueError(
+                    f"contacts[{index}].{field} holds a NUL byte or a lone surrogate, "
+                    "which no contact detail contains."
+                )
         if not any((item.get(key) or "").strip() for key in KEYS):
             raise ValueError(f"contacts[{index}] needs at least one of {', '.join(KEYS)}.")
         pitches.append(

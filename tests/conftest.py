@@ -9,9 +9,11 @@ Personas used across the suite (like healthchecks' alice / bob / charlie):
 - admin: runs the Django admin.
 """
 
+import datetime
 import os
 
 import pytest
+import time_machine
 from django.db import connection
 
 from accounts.models import Role
@@ -19,6 +21,26 @@ from reflections.models import PromptSet
 from tests.factories import CompetitorFactory, ManagerFactory, TeamFactory, UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_configure(config):
+    """
+    DEBRIEF_TEST_CLOCK_SHIFT_DAYS=365 runs the whole suite with the clock that many days ahead
+    (still ticking), to show that no test hangs on a calendar date that a clock can overtake.
+    Tests that freeze their own day with time-machine still travel to it.
+    """
+    days = os.environ.get("DEBRIEF_TEST_CLOCK_SHIFT_DAYS", "").strip()
+    if not days:
+        return
+    try:
+        shift = datetime.timedelta(days=int(days))
+    except ValueError:
+        raise pytest.UsageError(
+            f"DEBRIEF_TEST_CLOCK_SHIFT_DAYS={days!r}: give a whole number of days."
+        ) from None
+    traveller = time_machine.travel(datetime.datetime.now(datetime.UTC) + shift, tick=True)
+    traveller.start()
+    config.add_cleanup(traveller.stop)
 
 
 def _unavailable(reason: str):

@@ -96,6 +96,11 @@ def test_revoked_token_is_401(client):
         ('{"contacts": [{"email": 5}]}', "must be a string"),
         ('{"contacts": [{"product": "X"}]}', "needs at least one of"),
         ('{"contacts": ["a@b.c"]}', "must be an object"),
+        ("[" * 100_000, "nests too deeply"),
+        ('{"contacts": [{"email": "\\u0000@x.example"}]}', "NUL byte"),
+        ('{"contacts": [{"company_domain": "x\\u0000.example"}]}', "NUL byte"),
+        ('{"contacts": [{"email": "\\ud800@x.example"}]}', "lone surrogate"),
+        (json.dumps({"contacts": [{"email": "a" * 10_000_000}]}), "at most 320"),
     ],
     ids=[
         "bad-json",
@@ -106,6 +111,11 @@ def test_revoked_token_is_401(client):
         "wrong-type",
         "no-key",
         "not-item",
+        "deep-nesting",
+        "nul-in-email",
+        "nul-in-domain",
+        "lone-surrogate",
+        "ten-megabyte-email",
     ],
 )
 def test_bad_requests_are_400_with_a_message(client, token, body, message):
