@@ -18,6 +18,9 @@ FIELDS = ("email", "phone", "company_domain", "product")
 KEYS = ("email", "phone", "company_domain")
 # Longer than any e-mail address (320), phone number, domain (253) or product name.
 MAX_FIELD_LENGTH = 320
+# A character that is not white space to Python's str.strip(), which the check uses: the schema's
+# regular expressions follow ECMAScript, whose \s leaves out U+001C-U+001F and U+0085.
+NOT_BLANK = r"[^\s\u001c-\u001f\u0085]"
 
 
 def _error(status: int, message: str, **headers) -> JsonResponse:
@@ -27,12 +30,11 @@ def _error(status: int, message: str, **headers) -> JsonResponse:
     return response
 
 
-def _encodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def _printable(value: str) -> str:
+    value = value.replace("\x00", "\ufffd")
+    if value.isascii():
+        return value
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
 
 
 def _parse(body: bytes) -> list[suppression.Pitch]:
@@ -68,11 +70,9 @@ def _parse(body: bytes) -> list[suppression.Pitch]:
                     f"contacts[{index}].{field} is {len(value)} characters long; "
                     f"at most {MAX_FIELD_LENGTH} are allowed."
                 )
-            if "\x00" in value or not _encodable(value):
-                raise ValueError(
-                    f"contacts[{index}].{field} holds a NUL byte or a lone surrogate, "
-                    "which no contact detail contains."
-                )
+            # No stored contact detail holds a NUL byte or a lone surrogate (PostgreSQL and
+            # UTF-8 cannot): such a character becomes U+FFFD, which matches nothing.
+            item[field] = _printable(value)
         if not any((item.get(key) or "").strip() for key in KEYS):
             raise ValueError(f"contacts[{index}] needs at least one of {', '.join(KEYS)}.")
         pitches.append(
@@ -119,10 +119,15 @@ def _schema() -> dict:
     contact = {
         "type": "object",
         "additionalProperties": False,
-        "properties": {name: {"type": ["string", "null"]} for name in FIELDS},
+        "properties": {
+            name: {"type": ["string", "null"], "maxLength": MAX_FIELD_LENGTH} for name in FIELDS
+        },
         "description": "At least one of email, phone and company_domain, not blank.",
         "anyOf": [
-            {"required": [key], "properties": {key: {"type": "string", "pattern": r"\S"}}}
+            {
+                "required": [key],
+                "properties": {key: {"type": "string", "pattern": NOT_BLANK}},
+            }
             for key in KEYS
         ],
     }
