@@ -49,6 +49,20 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from exc
 
 
+def env_float(name: str, default: float, *, low: float, high: float) -> float:
+    """A number between low and high (both included)."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from exc
+    if not low <= number <= high:
+        raise ImproperlyConfigured(f"{name} must lie between {low} and {high}, not {value!r}")
+    return number
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -372,6 +386,16 @@ DEBRIEF_REFLECTION_EDIT_DAYS = env_int("DEBRIEF_REFLECTION_EDIT_DAYS", 14)
 # this shows "not enough data" so that no report can single anyone out; a rep's own results are
 # exempt. Significance flags also need this many on both sides of a comparison.
 DEBRIEF_INSIGHT_MIN_SLICE = env_int("DEBRIEF_INSIGHT_MIN_SLICE", 5)
+# When is a change headlined (README, "How a report decides that something changed")? The
+# headlines of one report are one family of tests, with the false discovery rate held at this
+# level (Benjamini-Hochberg)...
+DEBRIEF_INSIGHT_FDR = env_float("DEBRIEF_INSIGHT_FDR", 0.10, low=0.001, high=0.5)
+# ... the change must be larger than this many percentage points ...
+DEBRIEF_INSIGHT_MIN_CHANGE_POINTS = env_int("DEBRIEF_INSIGHT_MIN_CHANGE_POINTS", 5)
+# ... both periods of the slice need at least this many closed deals ...
+DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS = env_int("DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS", 20)
+# ... and the current month or quarter is headlined only once this share of it has passed.
+DEBRIEF_INSIGHT_PARTIAL_MIN_PERCENT = env_int("DEBRIEF_INSIGHT_PARTIAL_MIN_PERCENT", 50)
 # Amounts in reports are converted to one reporting currency at fixed rates (units of the
 # reporting currency per unit of the deal's currency), e.g. "GBP=1,EUR=0.85,USD=0.79". Every
 # deal currency needs a rate; use finance's planning rates, not live markets, so that a rebuild

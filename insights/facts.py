@@ -30,12 +30,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import DurationField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
 from accounts.models import User
 from customers.models import Segment
+from insights import headlines
 from insights.models import Dimension, InsightFact, PeriodKind, ScopeKind, Source
 from insights.periods import Period
-from insights.stats import two_proportion_z_test
 from opportunities.models import Currency
 from reflections.models import Answer, Outcome, QuestionKind, Reflection
 
@@ -59,7 +60,7 @@ SHARE_DIMENSIONS = {
     Dimension.CONTRIBUTING_REASON,
     Dimension.OBJECTION,
 }
-UNKNOWN_KEY = "unknown"
+UNKNOWN_KEY = headlines.UNKNOWN_KEY
 UNKNOWN_LABEL = "Unknown / not sure"
 VALUE_FIELDS = [
     "label",
@@ -79,9 +80,17 @@ VALUE_FIELDS = [
     "prev_base",
     "prev_rate",
     "change",
+    "rate_low",
+    "rate_high",
+    "prev_low",
+    "prev_high",
     "p_value",
+    "q_value",
+    "test",
     "significant",
+    "echo_of",
     "headline",
+    "headline_note",
 ]
 UNIQUE_FIELDS = [
     "period_kind",
@@ -530,48 +539,6 @@ def _cents(value) -> Decimal | None:
     return None if value is None else Decimal(value).quantize(CENT)
 
 
-def _first_lower(label: str) -> str:
-    if len(label) > 1 and label[1].islower():
-        return label[0].lower() + label[1:]
-    return label
-
-
-def _pct(rate: float) -> str:
-    return f"{round(rate * 100)}%"
-
-
-def headline(fact: InsightFact, period: Period, scope_label: str) -> str:
-    """One plain sentence for a meaningful shift, e.g. "Losses with price as the main reason
-    in Mid-market rose from 18% to 31% in Q2 2026."""
-    name = _first_lower(fact.label)
-    unknown = fact.key == UNKNOWN_KEY
-    main = "no known main reason" if unknown else f"{name} as the main reason"
-    subjects = {
-        Dimension.SUMMARY: "Win rate",
-        Dimension.PRIMARY_REASON_LOST: f"Losses with {main}",
-        Dimension.PRIMARY_REASON_WON: f"Wins with {main}",
-        Dimension.PRIMARY_REASON_NO_DECISION: f"Deals ending without a decision with {main}",
-        Dimension.CONTRIBUTING_REASON: f"Deals where {name} played a part",
-        Dimension.COMPETITOR: f"Our win rate against {fact.label}",
-        Dimension.OBJECTION: f"Deals where customers raised “{fact.label}”",
-        Dimension.SEGMENT: f"Our win rate in {fact.label}",
-    }
-    where = ""
-    if fact.scope_kind in (ScopeKind.TEAM, ScopeKind.SEGMENT):
-        where = f" in {scope_label}"
-    elif fact.scope_kind == ScopeKind.PRODUCT_LINE:
-        where = f" for {scope_label}"
-    source = {
-        Source.CUSTOMER: " (as customers told it)",
-        Source.REP: " (in reps' own read)",
-    }.get(fact.source, "")
-    direction = "rose" if fact.change > 0 else "fell"
-    return (
-        f"{subjects[fact.dimension]}{where}{source} {direction} from {_pct(fact.prev_rate)} "
-        f"to {_pct(fact.rate)} in {period.label}."
-    )
-
-
 def rollup_facts(
     *,
     periods: dict[str, Sequence[Period]] | None,
@@ -580,6 +547,7 @@ def rollup_facts(
     owner: User | None = None,
     min_slice: int | None = None,
     stored_previous: bool = False,
+    today: datetime.date | None = None,
 ) -> dict[str, list[InsightFact]]:
     """
     Unsaved facts per period kind for `periods` (kind -> periods; None: every period that has
@@ -639,7 +607,34 @@ def rollup_facts(
         for kind, start, _, _ in tally.summary:
             starts[kind].add(start)
         targets = {kind: [Period(kind, s) for s in sorted(starts[kind])] for kind in wanted}
-    return {kind: _facts(tally, kind, ps, k) for kind, ps in targets.items()}
+    today = today or timezone.localdate()
+    return {kind: _facts(tally, kind, ps, k, today) for kind, ps in targets.items()}
+
+
+def facts_from_rows(
+    reflections: Iterable[tuple],
+    answers: Iterable[tuple],
+    *,
+    periods: dict[str, Sequence[Period]],
+    scope_kinds: Sequence[str] | None = None,
+    today: datetime.date | None = None,
+    min_slice: int | None = None,
+) -> dict[str, list[InsightFact]]:
+    """
+    The facts of `periods` (each against the period before it) from rows shaped as
+    `_reflection_rows` and `_answer_rows` give them: the rollup's own computation without a
+    database, for simulations of the method with known truth.
+    """
+    k = settings.DEBRIEF_INSIGHT_MIN_SLICE if min_slice is None else min_slice
+    targets = {str(kind): sorted(set(ps)) for kind, ps in periods.items() if ps}
+    wanted = {
+        kind: {p.start for p in ps} | {p.previous().start for p in ps}
+        for kind, ps in targets.items()
+    }
+    tally = _Tally(wanted=wanted, scope_kinds=list(scope_kinds or SCOPE_FIELDS), scope_key=None)
+    tally.add(reflections, answers)
+    today = today or timezone.localdate()
+    return {kind: _facts(tally, kind, ps, k, today) for kind, ps in targets.items()}
 
 
 def compute_facts(
@@ -667,24 +662,28 @@ def compute_facts(
     )[kind]
 
 
-def _facts(tally: _Tally, kind: str, periods: list[Period], k: int) -> list[InsightFact]:
+def _facts(
+    tally: _Tally, kind: str, periods: list[Period], k: int, today: datetime.date
+) -> list[InsightFact]:
     """The facts of `periods`, from a tally that holds them and the periods before them."""
     slots_by_start: dict[datetime.date, list[Slot]] = defaultdict(list)
     for slot in tally.summary:
         if slot[0] == kind:
             slots_by_start[slot[1]].append(slot)
+    min_deals = settings.DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS
     facts: list[InsightFact] = []
     for period in periods:
         previous = period.previous()
+        young = headlines.too_young(period, today)
+        partial = period.start <= today < period.end
         for slot in slots_by_start.get(period.start, ()):
             _, _, scope_kind, scope = slot
             row = tally.summary[slot]
             prev_slot = (kind, previous.start, scope_kind, scope)
             prev_row = tally.summary.get(prev_slot)
             scope_label = tally.scope_labels.get((scope_kind, scope), scope)
-            facts.append(
-                _summary_fact(kind, period, scope_kind, scope, row, prev_row, k, scope_label)
-            )
+            summary = _summary_fact(kind, period, scope_kind, scope, row, prev_row, scope_label)
+            slice_facts = [summary]
             groups = tally.cells.get(slot, {})
             prev_groups = tally.cells.get(prev_slot, {}) if prev_row else {}
             for dimension, source in sorted(groups.keys() | prev_groups.keys()):
@@ -707,10 +706,23 @@ def _facts(tally: _Tally, kind: str, periods: list[Period], k: int) -> list[Insi
                         continue
                     fact.period_kind, fact.period_start = kind, period.start
                     fact.scope_kind, fact.scope_key = scope_kind, scope
-                    _compare(fact, k)
-                    if fact.significant:
-                        fact.headline = headline(fact, period, scope_label)
-                    facts.append(fact)
+                    _change(fact)
+                    slice_facts.append(fact)
+            testable = (
+                not young
+                and row["deals"] >= min_deals
+                and prev_row is not None
+                and prev_row["deals"] >= min_deals
+            )
+            headlines.decide(
+                slice_facts,
+                period=period,
+                scope_label=scope_label,
+                testable=testable,
+                k=k,
+                partial=partial,
+            )
+            facts.extend(slice_facts)
     return facts
 
 
@@ -745,7 +757,7 @@ def _rate(x: int, n: int | None) -> float | None:
     return x / n if n else None
 
 
-def _summary_fact(kind, period, scope_kind, scope, row, prev_row, k, scope_label) -> InsightFact:
+def _summary_fact(kind, period, scope_kind, scope, row, prev_row, scope_label) -> InsightFact:
     fact = InsightFact(
         period_kind=kind,
         period_start=period.start,
@@ -771,9 +783,7 @@ def _summary_fact(kind, period, scope_kind, scope, row, prev_row, k, scope_label
     if prev_row:
         fact.prev_deals, fact.prev_base = prev_row["deals"], prev_row["deals"]
         fact.prev_rate = _rate(prev_row["won"], prev_row["deals"])
-    _compare(fact, k)
-    if fact.significant:
-        fact.headline = headline(fact, period, scope_label)
+    _change(fact)
     return fact
 
 
@@ -819,15 +829,8 @@ def _dimension_fact(
     return fact
 
 
-def _compare(fact: InsightFact, k: int) -> None:
-    """Change against the previous period; flagged only when meaningful and not tiny."""
-    fact.change = fact.p_value = None
-    fact.significant = False
-    if fact.rate is None or fact.prev_rate is None:
-        return
-    fact.change = fact.rate - fact.prev_rate
-    result = two_proportion_z_test(fact.prev_x, fact.prev_base, fact.x, fact.base)
-    if result is None:
-        return
-    fact.p_value = result.p_value
-    fact.significant = result.significant and fact.base >= k and fact.prev_base >= k
+def _change(fact: InsightFact) -> None:
+    """Change against the previous period (tests and headlines: insights.headlines)."""
+    fact.change = None
+    if fact.rate is not None and fact.prev_rate is not None:
+        fact.change = fact.rate - fact.prev_rate

@@ -46,6 +46,11 @@ class Source(models.TextChoices):
     REP = "rep", "The rep's own read"
 
 
+class Test(models.TextChoices):
+    FISHER = "fisher", "Fisher's exact test"
+    Z = "z", "Two-proportion z-test"
+
+
 class InsightFact(models.Model):
     """
     One aggregated number set for one period, scope and dimension key, e.g. "losses with
@@ -87,9 +92,29 @@ class InsightFact(models.Model):
     prev_base = models.PositiveIntegerField(null=True, blank=True)
     prev_rate = models.FloatField(null=True, blank=True)
     change = models.FloatField(null=True, blank=True, help_text="rate - prev_rate.")
-    p_value = models.FloatField(null=True, blank=True)
-    significant = models.BooleanField(default=False)
-    headline = models.CharField(max_length=300, blank=True)
+    rate_low = models.FloatField(null=True, blank=True, help_text="95% Wilson interval of rate.")
+    rate_high = models.FloatField(null=True, blank=True)
+    prev_low = models.FloatField(null=True, blank=True, help_text="The same for prev_rate.")
+    prev_high = models.FloatField(null=True, blank=True)
+    p_value = models.FloatField(
+        null=True, blank=True, help_text="Raw p-value of the change; empty when not tested."
+    )
+    q_value = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Benjamini-Hochberg adjusted p-value within the fact's report view.",
+    )
+    test = models.CharField(max_length=8, choices=Test.choices, blank=True)
+    significant = models.BooleanField(
+        default=False, help_text="Headlined: tested, adjusted, large enough, not an echo."
+    )
+    echo_of = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="dimension:key of the change this one moved with (told under it).",
+    )
+    headline = models.TextField(blank=True)
+    headline_note = models.TextField(blank=True, help_text="What moved with the headline.")
 
     class Meta:
         ordering = ["period_kind", "-period_start", "scope_kind", "scope_key", "dimension"]

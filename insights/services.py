@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from insights import facts as fact_rules
+from insights import headlines
 from insights.models import (
     DigestDelivery,
     InsightFact,
@@ -29,6 +30,7 @@ from insights.models import (
     RunKind,
     RunStatus,
     ScopeKind,
+    Source,
 )
 from insights.periods import Period, week_start
 
@@ -374,7 +376,9 @@ def digest_content(*, manager: User, today: datetime.date) -> dict:
     """
     What a manager's digest says: the meaningful shifts of the month and quarter the past
     week fell in, for their teams and the organisation, and each team's headline numbers.
-    Slices under the minimum size are left out.
+    The digest is one family of tests: a change it lists is headlined in its own report and
+    also survives the false-discovery control across every change the digest tested. Slices
+    under the minimum size are left out.
     """
     k = settings.DEBRIEF_INSIGHT_MIN_SLICE
     day = today - datetime.timedelta(days=1)
@@ -385,11 +389,13 @@ def digest_content(*, manager: User, today: datetime.date) -> dict:
     for period in periods:
         in_periods |= Q(period_kind=period.kind, period_start=period.start)
     in_scopes = Q(scope_kind=ScopeKind.TEAM, scope_key__in=team_keys) | Q(scope_kind=ScopeKind.ORG)
-    shifts = list(
+    # The main view of each report (split main reasons belong to their own views).
+    tested = list(
         InsightFact.objects.filter(
-            in_periods, in_scopes, significant=True, base__gte=k, prev_base__gte=k
-        ).order_by("scope_kind", "p_value")
+            in_periods, in_scopes, source=Source.ALL, p_value__isnull=False
+        ).order_by("scope_kind", "p_value", "id")
     )
+    shifts = headlines.digest_shifts(tested, k=k)
     summaries = {
         (f.period_kind, f.scope_key): f
         for f in InsightFact.objects.filter(
@@ -409,7 +415,10 @@ def digest_content(*, manager: User, today: datetime.date) -> dict:
         "periods": periods,
         "team_shifts": [s for s in shifts if s.scope_kind == ScopeKind.TEAM],
         "org_shifts": [s for s in shifts if s.scope_kind == ScopeKind.ORG],
+        "tested": len(tested),
         "min_slice": k,
+        "fdr_percent": round(settings.DEBRIEF_INSIGHT_FDR * 100),
+        "min_change": settings.DEBRIEF_INSIGHT_MIN_CHANGE_POINTS,
     }
 
 

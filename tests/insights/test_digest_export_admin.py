@@ -20,12 +20,18 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def shifted(rep, other_rep, settings):
-    """North: Price losses 2 of 10 in Q1 -> 8 of 10 in Q2 (p = 0.0073). South: steady."""
+    """
+    North: Price losses 1 of 10 in Q1 -> 8 of 10 in Q2 (Fisher's exact test, p = 0.0055);
+    Timing (7 -> 2) and Product fit (2 -> 0) fall. South: steady.
+    """
     settings.DEBRIEF_INSIGHT_MIN_SLICE = 5
+    settings.DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS = 10
     north, south = Closer(rep), Closer(other_rep)
+    q1 = ["Price"] + ["Timing"] * 7 + ["Product fit"] * 2
+    q2 = ["Price"] * 8 + ["Timing"] * 2
     for i in range(10):
-        north.close("lost", d("2026-02-10"), "Price" if i < 2 else "Timing", text="Q1")
-        north.close("lost", d("2026-05-10"), "Price" if i < 8 else "Timing", text="Q2")
+        north.close("lost", d("2026-02-10"), q1[i], text="Q1")
+        north.close("lost", d("2026-05-10"), q2[i], text="Q2")
         south.close("lost", d("2026-02-10"), "Price" if i < 5 else "Timing")
         south.close("lost", d("2026-05-10"), "Price" if i < 5 else "Timing")
     services.insights_rebuild()
@@ -39,14 +45,20 @@ def test_weekly_digest_mails_each_manager_their_teams_shifts(
     assert sent == 2
     by_recipient = {m.to[0]: m for m in mail.outbox}
     north = by_recipient[manager.email]
-    headline = "Losses with price as the main reason in North rose from 20% to 80% in Q2 2026."
+    headline = (
+        "Price was the main reason in 80% of losses in North in Q2 2026 (8 of 10), up from 10% "
+        "(1 of 10) in Q1 2026. A change this large would come from chance about once in 180."
+    )
     assert headline in north.body
+    # Timing's fall (7 of 10 -> 2 of 10, p = 0.07) does not hold up across the digest's tests.
+    assert "Timing" not in north.body
     html, mimetype = north.alternatives[0]
     assert mimetype == "text/html" and headline in html
     assert "https://debrief.example/insights/" in north.body
-    assert north.subject.startswith("Debrief weekly: ")
+    assert north.subject.startswith("Debrief weekly: 1 meaningful shift ")
     south = by_recipient[other_manager.email]
     assert "in North" not in south.body and "no meaningful shifts" in south.subject
+    assert "Nothing meaningful changed this week" in south.body
     assert "North" in south.body or "South" in south.body
 
 

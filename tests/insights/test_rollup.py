@@ -14,9 +14,8 @@ from decimal import Decimal
 
 import pytest
 
-from insights import services
+from insights import services, stats
 from insights.models import Dimension, InsightFact, PeriodKind, ScopeKind, Source
-from insights.stats import two_proportion_z_test
 from reflections.models import Reason
 from tests.insights.conftest import d
 
@@ -29,6 +28,7 @@ Q1, Q2 = d("2026-01-01"), d("2026-04-01")
 def quarters(closer, competitor, settings):
     settings.DEBRIEF_CURRENCY_RATES = {"GBP": "1", "EUR": "0.85", "USD": "0.79"}
     settings.DEBRIEF_INSIGHT_MIN_SLICE = 5
+    settings.DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS = 10
     feb, may = d("2026-02-10"), d("2026-05-12")
     for _ in range(5):
         closer.close("won", feb, "Product fit", "customer")
@@ -88,41 +88,51 @@ def test_quarter_summary_matches_hand_counts(quarters):
     assert summary.amount_lost == Decimal("20000.00")
     # (5 x 10 + 10 x 30) / 15 days
     assert summary.avg_cycle_days == pytest.approx(350 / 15, abs=1e-3)
-    # Q1 was 5 of 15 too: no change, p = 1, nothing flagged.
+    # Q1 was 5 of 15 too: no change, p = 1, nothing flagged. Every expected count is at
+    # least 5 (5, 10, 5, 10), so the z-test applies.
     assert summary.prev_rate == pytest.approx(5 / 15)
     assert summary.change == pytest.approx(0)
-    assert summary.p_value == pytest.approx(1.0)
+    assert summary.p_value == pytest.approx(1.0) and summary.test == "z"
     assert not summary.significant and summary.headline == ""
+    # 95% Wilson interval of 5 of 15: 15.2% to 58.3% (centre 0.3673, half-width 0.2156).
+    assert (summary.rate_low, summary.rate_high) == (
+        pytest.approx(0.1518, abs=1e-4),
+        pytest.approx(0.5829, abs=1e-4),
+    )
 
 
-def test_loss_reasons_change_and_significance_by_hand(quarters):
+def test_loss_reasons_change_significance_and_echoes_by_hand(quarters):
     services.insights_rebuild()
     price = fact(Dimension.PRIMARY_REASON_LOST, reason_key("lost", "Price"))
+    fit = fact(Dimension.PRIMARY_REASON_LOST, reason_key("lost", "Product fit"))
     assert (price.deals, price.base, price.prev_deals, price.prev_base) == (8, 10, 2, 10)
     assert (price.lost, price.won, price.outcome) == (8, 0, "lost")
     assert price.share == pytest.approx(0.8) and price.prev_rate == pytest.approx(0.2)
     assert price.change == pytest.approx(0.6)
-    # pooled p = 10/20 = 0.5; se = sqrt(0.5 * 0.5 * (1/10 + 1/10)) = 0.223607;
-    # z = 0.6 / 0.223607 = 2.6833; two-sided p = erfc(2.6833 / sqrt 2) = 0.00729
-    assert price.p_value == pytest.approx(0.00729, abs=1e-5)
-    assert price.significant
-    assert price.headline == (
-        "Losses with price as the main reason rose from 20% to 80% in Q2 2026."
-    )
-
-    # Product fit vanished from the losses: a zero row, 80% -> 0%.
-    # pooled 0.4; se = sqrt(0.24 * 0.2) = 0.219089; z = -3.6515; p = 0.000261
-    fit = fact(Dimension.PRIMARY_REASON_LOST, reason_key("lost", "Product fit"))
+    # Price 2 of 10 -> 8 of 10, every expected count 5: the z-test. Pooled p = 0.5,
+    # se = sqrt(0.5 * 0.5 * (1/10 + 1/10)) = 0.223607, z = 2.6833, p = 0.00729.
+    assert price.p_value == pytest.approx(0.00729, abs=1e-5) and price.test == "z"
+    # Product fit vanished from the losses: 8 of 10 -> 0 of 10 has expected counts of 4, so
+    # Fisher's exact test, p = 0.000714. It is the larger
+    # change of the question drives it. Without Product fit's losses, Price went from 2 of 2 to
+    # 8 of 10: no meaningful change, so Price's rise is its echo, told under it.
     assert (fit.deals, fit.prev_deals, fit.rate, fit.prev_rate) == (0, 8, 0.0, 0.8)
-    assert fit.p_value == pytest.approx(0.000261, abs=1e-6) and fit.significant
-    assert "fell from 80% to 0%" in fit.headline
+    assert fit.p_value == pytest.approx(0.000714, abs=1e-6) and fit.test == "fisher"
+    assert fit.significant and fit.q_value <= 0.10
+    assert fit.headline == (
+        "Product fit was the main reason in 0% of losses in Q2 2026 (0 of 10), down from 80% "
+        "(8 of 10) in Q1 2026. A change this large would come from chance less than once in "
+        "a thousand."
+    )
+    assert fit.headline_note == "The other main reasons moved with it: Price 20% → 80%."
+    assert not price.significant and price.headline == ""
+    assert price.echo_of == f"primary_reason_lost:{fit.key}"
 
-    # Timing 0 of 10 -> 2 of 10: pooled 0.1, se = sqrt(0.09 * 0.2) = 0.134164, z = 1.4907,
-    # p = 0.136: a change, but not a meaningful one.
+    # Timing 0 of 10 -> 2 of 10: p = 0.474, a change but not a meaningful one.
     timing = fact(Dimension.PRIMARY_REASON_LOST, reason_key("lost", "Timing"))
     assert timing.change == pytest.approx(0.2)
-    assert timing.p_value == pytest.approx(0.1360, abs=1e-4)
-    assert not timing.significant and timing.headline == ""
+    assert timing.p_value == pytest.approx(0.4737, abs=1e-4)
+    assert not timing.significant and timing.headline == "" and timing.echo_of == ""
 
 
 def test_loss_reasons_split_by_source(quarters):
@@ -154,11 +164,13 @@ def test_competitor_and_objection_rows_by_hand(quarters, competitor):
     )
     assert (objection.deals, objection.base, objection.won) == (6, 15, 0)
     assert objection.share == pytest.approx(0.4) and objection.win_rate == 0
-    # 0 of 15 -> 6 of 15: pooled 0.2, se = sqrt(0.16 * 2/15) = 0.146059, z = 2.7386, p = 0.00617
-    assert objection.prev_rate == 0 and objection.p_value == pytest.approx(0.00617, abs=1e-5)
-    assert objection.significant
+    # 0 of 15 -> 6 of 15, expected counts of 3: Fisher's exact test, p = 0.0169.
+    assert objection.prev_rate == 0 and objection.p_value == pytest.approx(0.01686, abs=1e-5)
+    assert objection.significant and objection.test == "fisher"
     assert objection.headline == (
-        "Deals where customers raised “Price too high” rose from 0% to 40% in Q2 2026."
+        "Customers raised “Price too high” in 40% of closed deals in Q2 2026 (6 of 15), up "
+        "from 0% (0 of 15) in Q1 2026. A change this large would come from chance about once "
+        "in 60."
     )
 
 
@@ -172,14 +184,14 @@ def test_every_scope_kind_and_months_are_rolled_up(quarters, rep):
     )
     segment = fact(Dimension.SUMMARY, scope=ScopeKind.SEGMENT, scope_key="software")
     assert team.deals == line.deals == segment.deals == 15
-    team_price = fact(
+    team_fit = fact(
         Dimension.PRIMARY_REASON_LOST,
-        reason_key("lost", "Price"),
+        reason_key("lost", "Product fit"),
         scope=ScopeKind.TEAM,
         scope_key=str(rep.team_id),
     )
-    assert team_price.headline == (
-        "Losses with price as the main reason in North rose from 20% to 80% in Q2 2026."
+    assert team_fit.headline.startswith(
+        "Product fit was the main reason in 0% of losses in North in Q2 2026 (0 of 10)"
     )
     segment_rows = InsightFact.objects.filter(
         scope_kind=ScopeKind.SEGMENT, dimension=Dimension.SEGMENT
@@ -270,18 +282,19 @@ def test_reopened_deals_no_longer_count(quarters):
     assert fact(Dimension.SUMMARY, start=Q1).deals == 15
 
 
-def test_z_test_matches_hand_computed_values():
-    # 18 of 100 -> 31 of 100: pooled 0.245, se = sqrt(0.245 * 0.755 * 0.02) = 0.060824,
-    # z = 0.13 / 0.060824 = 2.1373, p = erfc(2.1373 / sqrt 2) = 0.0326
-    result = two_proportion_z_test(18, 100, 31, 100)
-    assert result.z == pytest.approx(2.1373, abs=1e-4)
-    assert result.p_value == pytest.approx(0.0326, abs=1e-4)
-    assert result.significant
-    # 2 of 10 -> 3 of 10: z = 0.1 / sqrt(0.25 * 0.75 * 0.2) = 0.5164, p = 0.6056
-    small = two_proportion_z_test(2, 10, 3, 10)
-    assert small.z == pytest.approx(0.5164, abs=1e-4)
-    assert small.p_value == pytest.approx(0.6056, abs=1e-4) and not small.significant
-    assert two_proportion_z_test(0, 0, 3, 10) is None
-    same = two_proportion_z_test(10, 10, 5, 5)
-    assert same.p_value == 1.0 and not same.significant
-    assert math.isclose(two_proportion_z_test(31, 100, 18, 100).z, -result.z)
+def test_tests_match_hand_computed_values():
+    # 18 of 100 -> 31 of 100, expected counts 24.5 and 75.5: the z-test. Pooled 0.245,
+    # se = sqrt(0.245 * 0.755 * 0.02) = 0.060824, z = 2.1373, p = erfc(2.1373 / sqrt 2) = 0.0326
+    # 2 of 10 -> 3 of 10, expected 2.5: Fisher's exact test, p = 1.
+    # 10 of 10 -> 5 of 5: nothing to compare but all-yes, p = 1.
+    assert stats.compare([(18, 100, 31, 100), (2, 10, 3, 10), (10, 10, 5, 5)]) == [
+        (pytest.approx(0.0326, abs=1e-4), "z"),
+        (pytest.approx(1.0), "fisher"),
+        (1.0, "z"),
+    ]
+    (p_up, _), (p_down, _) = stats.compare([(18, 100, 31, 100), (31, 100, 18, 100)])
+    assert math.isclose(p_up, p_down)
+    with pytest.raises(ValueError, match="at least one deal"):
+        stats.compare([(0, 0, 3, 10)])
+    with pytest.raises(ValueError, match="between 0"):
+        stats.compare([(11, 10, 3, 10)])
