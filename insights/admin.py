@@ -74,9 +74,12 @@ class InsightFactAdmin(ReadOnlyAdmin):
         "rate",
         "prev_rate",
         "p_value",
+        "q_value",
+        "test",
         "significant",
+        "echo_of",
     ]
-    list_filter = ["period_kind", "scope_kind", "dimension", "source", "significant"]
+    list_filter = ["period_kind", "scope_kind", "dimension", "source", "significant", "test"]
     search_fields = ["label", "headline", "scope_key"]
     date_hierarchy = "period_start"
     show_full_result_count = False

@@ -1,14 +1,28 @@
 """The dashboard's pickers: validation and normalisation of the query string only."""
 
+import datetime
+
 from django import forms
 
 from insights.models import PeriodKind, Source
 from insights.periods import Period
 
 
+# Reports reach a few periods either side of the one shown (the trend, the previous period):
+# a date at the edge of the calendar would have no such neighbours.
+EARLIEST, LATEST = datetime.date(1900, 1, 1), datetime.date(9000, 12, 31)
+
+
 class ReportForm(forms.Form):
     kind = forms.ChoiceField(choices=PeriodKind.choices, required=False)
     period = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+
+    def clean_period(self):
+        day = self.cleaned_data["period"]
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise forms.ValidationError("No report covers that date.")
+        return day
+
     scope = forms.CharField(required=False, max_length=60)
     source = forms.ChoiceField(choices=Source.choices, required=False)
 

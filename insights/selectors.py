@@ -24,6 +24,7 @@ from accounts import access
 from accounts.models import Role, User
 from customers.models import Segment
 from insights import facts as fact_rules
+from insights import headlines
 from insights.models import (
     Dimension,
     InsightFact,
@@ -31,6 +32,7 @@ from insights.models import (
     RunStatus,
     ScopeKind,
     Source,
+    Test,
 )
 from insights.periods import Period
 from opportunities.models import ProductLine
@@ -171,10 +173,54 @@ class Report:
     trend_chart: dict | None = None
     shifts: list[InsightFact] = field(default_factory=list)
     quotes: list[dict] = field(default_factory=list)
+    today: datetime.date | None = None
+    tested: int = 0
+    tests_used: set[str] = field(default_factory=set)
 
     @property
     def previous(self) -> Period:
         return self.period.previous()
+
+    @property
+    def running(self) -> bool:
+        return self.period.start <= self.today < self.period.end
+
+    @property
+    def days_in(self) -> int:
+        return (self.today - self.period.start).days + 1
+
+    @property
+    def days_long(self) -> int:
+        return (self.period.end - self.period.start).days
+
+    @property
+    def too_young(self) -> bool:
+        return headlines.too_young(self.period, self.today)
+
+    @property
+    def headline_from(self) -> datetime.date | None:
+        return headlines.headline_from(self.period, self.today)
+
+    @property
+    def tests_text(self) -> str:
+        """Which tests this report used, in words for its help text."""
+        if self.tests_used == {Test.FISHER, Test.Z}:
+            return "Fisher's exact test where counts are small, the two-proportion z-test otherwise"
+        if self.tests_used:
+            return Test(next(iter(self.tests_used))).label
+        return ""
+
+    @property
+    def fdr_percent(self) -> int:
+        return round(settings.DEBRIEF_INSIGHT_FDR * 100)
+
+    @property
+    def min_change(self) -> int:
+        return settings.DEBRIEF_INSIGHT_MIN_CHANGE_POINTS
+
+    @property
+    def min_deals(self) -> int:
+        return settings.DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS
 
     def table(self, dimension: str) -> Table | None:
         return next((t for t in self.tables if t.dimension == dimension), None)
@@ -210,7 +256,14 @@ def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: s
     """Everything one dashboard shows, with small slices and rows hidden (not for "mine")."""
     k = settings.DEBRIEF_INSIGHT_MIN_SLICE
     exempt = scope.is_mine
-    report = Report(kind=kind, period=period, scope=scope, source=source, min_slice=k)
+    report = Report(
+        kind=kind,
+        period=period,
+        scope=scope,
+        source=source,
+        min_slice=k,
+        today=timezone.localdate(),
+    )
     current, trend = _slice_facts(kind, period, scope, user)
 
     def visible(fact: InsightFact | None) -> bool:
@@ -220,7 +273,10 @@ def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: s
     for i in range(TREND_PERIODS - 1, -1, -1):
         point_period = period.shift(-i)
         fact = by_period.get(point_period.start)
+        if fact is None and not report.trend:
+            continue  # the trend starts at the first period with data
         report.trend.append(TrendPoint(point_period, fact, visible(fact)))
+    shown = [p if p.visible else None for p in report.trend]
     report.trend_chart = {
         "kind": "line",
         "percent": True,
@@ -228,7 +284,9 @@ def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: s
         "datasets": [
             {
                 "label": "Win rate",
-                "data": [_percent(p.fact.win_rate) if p.visible else None for p in report.trend],
+                "data": [_percent(p.fact.win_rate) if p else None for p in shown],
+                "low": [_percent(p.fact.rate_low) if p else None for p in shown],
+                "high": [_percent(p.fact.rate_high) if p else None for p in shown],
             }
         ],
     }
@@ -243,6 +301,10 @@ def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: s
         for f in current
         if f.dimension in PRIMARY and f.source != Source.ALL
     }
+    view = headlines.family(current, source)
+    labels = {f"{f.dimension}:{f.key}": f.label for f in view}
+    report.tested = sum(1 for f in view if f.p_value is not None)
+    report.tests_used = {f.test for f in view if f.test}
     for dimension, title, column in TABLES:
         if dimension == Dimension.SEGMENT and scope.kind == ScopeKind.SEGMENT:
             continue
@@ -256,6 +318,8 @@ def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: s
             fact.customer_deals = split.get((dimension, fact.key, Source.CUSTOMER), 0)
             fact.rep_deals = split.get((dimension, fact.key, Source.REP), 0)
             fact.is_shift = fact.significant and (exempt or (fact.prev_base or 0) >= k)
+            fact.echo_label = labels.get(fact.echo_of, "") if fact.echo_of else ""
+            fact.test_label = Test(fact.test).label if fact.test else ""
             table.rows.append(fact)
         if table.rows or table.hidden:
             table.chart = _table_chart(table, report)
@@ -274,15 +338,23 @@ def _table_chart(table: Table, report: Report) -> dict | None:
     rows = [f for f in table.rows if f.deals][:CHART_ROWS]
     if not rows:
         return None
-    current = [_percent(f.win_rate if table.by_win_rate else f.rate) for f in rows]
-    previous = [_percent(f.prev_rate) for f in rows]
     return {
         "kind": "bar",
         "percent": True,
         "labels": [f.label for f in rows],
         "datasets": [
-            {"label": report.period.short_label, "data": current},
-            {"label": report.previous.short_label, "data": previous},
+            {
+                "label": report.period.short_label,
+                "data": [_percent(f.rate) for f in rows],
+                "low": [_percent(f.rate_low) for f in rows],
+                "high": [_percent(f.rate_high) for f in rows],
+            },
+            {
+                "label": report.previous.short_label,
+                "data": [_percent(f.prev_rate) for f in rows],
+                "low": [_percent(f.prev_low) for f in rows],
+                "high": [_percent(f.prev_high) for f in rows],
+            },
         ],
     }
 

@@ -31,6 +31,7 @@ DEALS = {"small": 3000, "large": 100_000}
 BATCH_SIZE = 2000
 # A year of history: most deals have closed (≈60,000 of the large set's 100,000).
 CLOSED_SHARE = 0.6
+HISTORY_DAYS = 365
 DEMO_REP = "rep@debrief.example"
 # The persona everyone logs in as first gets a pipeline a person could hold in their head.
 DEMO_REP_OPEN, DEMO_REP_CLOSED, DEMO_REP_OVERDUE = 25, 30, 4
@@ -200,7 +201,8 @@ class _Pipeline:
                 deal.next_step = rng.choice(NEXT_STEPS)
                 deal.next_step_due = next_step_due
         else:
-            deal.closed_date = self.today - datetime.timedelta(days=rng.randint(1, 180))
+            # Spread over a year, so that every quarter a report compares with is a full one.
+            deal.closed_date = self.today - datetime.timedelta(days=rng.randint(1, HISTORY_DAYS))
             deal.expected_close_date = deal.closed_date + datetime.timedelta(
                 days=rng.randint(-21, 21)
             )

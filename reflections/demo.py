@@ -2,9 +2,9 @@
 Demo reflections, call debriefs and suppressions for seed_demo. Deterministic for a seed and
 bulk-inserted, so the large scale (≈60,000 reflections) loads in minutes.
 
-The answers carry patterns worth finding: losses on price climb in the latest full quarter
-for one product line, public-sector deals stall on budget and timing, enterprise wins lean on
-relationships and references. Reps' read and the customer's word disagree now and then.
+The answers carry patterns worth finding: losses on price climb in the latest full quarter,
+most of all for one product line, public-sector deals stall on budget and timing, enterprise
+wins lean on relationships and references. Reps' read and the customer's word disagree now and then.
 """
 
 import datetime
@@ -166,7 +166,9 @@ class _Writer:
             self.hot_quarter,
             self.current_quarter,
         ):
-            weights["Price"] *= 4  # the shift the insights should flag
+            weights["Price"] *= 5  # the shift the insights should flag, led by one line
+        elif closed_quarter in (self.hot_quarter, self.current_quarter):
+            weights["Price"] *= 3
         if deal.company.segment == "public":
             weights["Budget"] *= 3
             weights["Timing"] *= 2

@@ -29,3 +29,22 @@ def days(value) -> str:
     if value is None or value == "":
         return "—"
     return f"{float(value):.0f} days"
+
+
+@register.simple_tag
+def interval(low, high) -> str:
+    """A 95% interval of a proportion: 0.31, 0.45 -> "31–45%"; nothing -> ""."""
+    if low is None or high is None:
+        return ""
+    return f"{round(float(low) * 100)}–{round(float(high) * 100)}%"
+
+
+@register.filter
+def echo_name(ref: str, report) -> str:
+    """The label of the row a change moved with ("competitor:12" -> "Acme Rival")."""
+    dimension, _, key = ref.partition(":")
+    table = report.table(dimension)
+    for row in table.rows if table else ():
+        if row.key == key:
+            return row.label
+    return "another change"

@@ -18,10 +18,24 @@
     var existing = window.Chart.getChart(canvas);
     if (existing) existing.destroy();
     var line = canvas.dataset.chart === "line";
+    // With the error-bars plugin loaded, each value carries its 95% interval as whiskers.
+    var whiskers = !!window.ChartErrorBars && spec.datasets.some(function (set) { return set.low; });
+    var axis = line ? "y" : "x";
     var datasets = spec.datasets.map(function (set, i) {
+      var data = set.data;
+      if (whiskers && set.low) {
+        data = set.data.map(function (value, j) {
+          if (value === null) return null;
+          var point = {};
+          point[axis] = value;
+          point[axis + "Min"] = set.low[j];
+          point[axis + "Max"] = set.high[j];
+          return point;
+        });
+      }
       return {
         label: set.label,
-        data: set.data,
+        data: data,
         backgroundColor: palette[i % palette.length],
         borderColor: palette[i % palette.length],
         borderWidth: line ? 2 : 0,
@@ -30,7 +44,7 @@
       };
     });
     new window.Chart(canvas, {
-      type: line ? "line" : "bar",
+      type: (line ? "line" : "bar") + (whiskers ? "WithErrorBars" : ""),
       data: { labels: spec.labels, datasets: datasets },
       options: {
         responsive: true,
@@ -48,7 +62,13 @@
             callbacks: {
               label: function (ctx) {
                 var value = line ? ctx.parsed.y : ctx.parsed.x;
-                return ctx.dataset.label + ": " + (value === null ? "not enough data" : value + (spec.percent ? "%" : ""));
+                if (value === null || value === undefined) return ctx.dataset.label + ": not enough data";
+                var text = ctx.dataset.label + ": " + value + (spec.percent ? "%" : "");
+                var raw = ctx.raw || {};
+                if (raw[axis + "Min"] !== undefined && raw[axis + "Min"] !== null) {
+                  text += " (95% interval " + raw[axis + "Min"] + "–" + raw[axis + "Max"] + "%)";
+                }
+                return text;
               },
             },
           },

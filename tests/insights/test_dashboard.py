@@ -129,6 +129,47 @@ def test_malformed_params_fall_back_to_defaults(rep_client, north_quarter):
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "params, status",
+    [
+        ({"period": "0001-01-01"}, 200),
+        ({"period": "9999-12-31", "kind": "month"}, 200),
+        ({"period": "0001-01-01", "kind": "month"}, 200),
+        ({"period": "2026-04-01", "scope": "team:999999"}, 404),
+        ({"period": "2026-04-01", "scope": "team:²"}, 404),
+        ({"period": "2026-04-01", "scope": "product_line:abc"}, 404),
+        ({"period": "2026-04-01", "source": "buyer"}, 200),
+        ({"period": "2026-04-01", "kind": "quarter", "scope": "segment:nowhere"}, 404),
+    ],
+)
+def test_bad_report_params_answer_404_or_the_default_view(
+    rep_client, north_quarter, params, status
+):
+    assert rep_client.get(URL, params).status_code == status
+    export = reverse("insights:export", args=["trend"])
+    assert rep_client.get(export, params).status_code == status
+
+
+def test_the_report_says_how_a_change_is_called_meaningful(rep_client, north_quarter, settings):
+    html = rep_client.get(URL, q()).content.decode()
+    assert "How a change is called meaningful" in html
+    assert "Benjamini–Hochberg" in html and "larger than 5 points" in html
+    assert "95% interval" in html and "Wilson" in html
+    # Q1 had no closes: the trend starts at the first quarter with data, not at empty zeros.
+    assert "Q1 2026" not in html.split('id="title-trend"', 1)[1].split("</section>", 1)[0]
+
+
+def test_a_running_quarter_says_when_it_will_carry_headlines(rep_client, north_quarter):
+    import datetime
+
+    import time_machine
+
+    with time_machine.travel(datetime.datetime(2026, 5, 12, 12, tzinfo=datetime.UTC)):
+        html = rep_client.get(URL, q()).content.decode()
+    assert "Q2 2026 is 42 days old (91 in all)" in html
+    assert "from 16 May" in html  # day 46 of 91 is the first past half
+
+
 def _bulk(owner, teams, per_team):
     line = ProductLineFactory(name="Analytics")
     for t, team in enumerate(teams):
