@@ -7,7 +7,6 @@ from django import forms
 from insights.models import PeriodKind, Source
 from insights.periods import Period
 
-
 # Reports reach a few periods either side of the one shown (the trend, the previous period):
 # a date at the edge of the calendar would have no such neighbours.
 EARLIEST, LATEST = datetime.date(1900, 1, 1), datetime.date(9000, 12, 31)
