@@ -25,11 +25,11 @@
       var data = set.data;
       if (whiskers && set.low) {
         data = set.data.map(function (value, j) {
-          if (value === null) return null;
+          // The plugin reads every point as an object; a gap is one with no value.
           var point = {};
           point[axis] = value;
-          point[axis + "Min"] = set.low[j];
-          point[axis + "Max"] = set.high[j];
+          point[axis + "Min"] = value === null ? null : set.low[j];
+          point[axis + "Max"] = value === null ? null : set.high[j];
           return point;
         });
       }
