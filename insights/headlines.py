@@ -119,7 +119,9 @@ def decide(
             fact.q_value = q
         passed = [f for f, q in zip(members, q_values, strict=True) if q <= level]
         cutoff = max((f.p_value for f in passed), default=0.0)
-        candidates = [f for f in passed if large_enough(f.change)]
+        # The rows the view owns are decided here; a split view's shared rows (the win
+        # rate, competitors, ...) are the main view's, decided and told there once.
+        candidates = [f for f in passed if large_enough(f.change) and f.source == view]
         headlined = _group_echoes(candidates, cutoff)
         chosen[view] = {id(f) for f in headlined}
         for fact, _ in owned:
