@@ -101,3 +101,12 @@ def login_name(request, credentials: dict | None) -> str:
     """
     source = credentials if credentials is not None else request.POST
     return (source.get("email") or source.get("username") or "").strip().lower()
+
+
+def private_subject(request) -> User:
+    """
+    Whose data a private page (My reflections) shows: always the signed-in user. Such a page
+    takes no user id in its URL or query, and no manager, admin, export, admin page or digest
+    reads it for anyone else; this function is the one door in, so that stays true.
+    """
+    return request.user

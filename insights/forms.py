@@ -6,6 +6,7 @@ from django import forms
 
 from insights.models import PeriodKind, Source
 from insights.periods import Period
+from reflections.models import Outcome
 
 # Reports reach a few periods either side of the one shown (the trend, the previous period):
 # a date at the edge of the calendar would have no such neighbours.
@@ -44,3 +45,32 @@ def report_params(data) -> dict:
         "scope": (cleaned.get("scope") or "org").strip(),
         "source": cleaned.get("source") or Source.ALL,
     }
+
+
+class LessonFilterForm(forms.Form):
+    """My reflections: the period picker and the lessons' search and filters."""
+
+    kind = forms.ChoiceField(choices=PeriodKind.choices, required=False)
+    period = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    q = forms.CharField(required=False, max_length=100, strip=True, label="Search")
+    line = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label="Product line"
+    )
+    outcome = forms.ChoiceField(required=False, label="Outcome")
+
+    def __init__(self, *args, lines=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["line"].choices = [("", "Every product line"), *lines]
+        self.fields["outcome"].choices = [
+            ("", "Every outcome"),
+            *Outcome.choices,
+        ]
+
+    def clean_period(self):
+        day = self.cleaned_data["period"]
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise forms.ValidationError("No report covers that date.")
+        return day
+
+    def clean_q(self):
+        return self.cleaned_data["q"].replace("\x00", "")

@@ -36,7 +36,7 @@ from insights.models import (
 )
 from insights.periods import Period
 from opportunities.models import ProductLine
-from reflections.models import Answer, Outcome, QuestionKind
+from reflections.models import Answer, Outcome, QuestionKind, Reflection
 
 MINE = "mine"
 TREND_PERIODS = 8
@@ -441,3 +441,292 @@ def dashboard_runs(user: User) -> dict:
     )
     show = newest if newest and newest.status != RunStatus.SUCCEEDED else None
     return {"run": show, "built_at": succeeded.finished_at if succeeded else None}
+
+
+# --- My reflections: a rep's private mirror ----------------------------------------------------
+# Everything below reads only the user it is given, which the view takes from
+# accounts.access.private_subject (the signed-in user): no user id ever comes from a request.
+LESSONS_PER_PAGE = 20
+MY_OBJECTIONS = 5
+MIRRORED = [
+    (Dimension.PRIMARY_REASON_WON, "How you win", "wins"),
+    (Dimension.PRIMARY_REASON_LOST, "How you lose", "losses"),
+]
+
+
+@dataclass
+class MirrorRow:
+    """One of the rep's figures next to the rest of the organisation's."""
+
+    label: str
+    mine: InsightFact | None
+    x: int
+    n: int
+    rest_x: int
+    rest_n: int
+    low: float | None = None
+    high: float | None = None
+    rest_low: float | None = None
+    rest_high: float | None = None
+    p_value: float | None = None
+    q_value: float | None = None
+    test: str = ""
+    differs: bool = False
+    noun: str = ""
+
+    @property
+    def rate(self) -> float | None:
+        return self.x / self.n if self.n else None
+
+    @property
+    def rest_rate(self) -> float | None:
+        return self.rest_x / self.rest_n if self.rest_n else None
+
+    @property
+    def difference(self) -> float | None:
+        if self.rate is None or self.rest_rate is None:
+            return None
+        return self.rate - self.rest_rate
+
+    @property
+    def test_label(self) -> str:
+        return Test(self.test).label if self.test else ""
+
+
+@dataclass
+class Mirror:
+    kind: str
+    period: Period
+    periods: list[Period]
+    today: datetime.date
+    summary: InsightFact | None = None
+    org: InsightFact | None = None
+    win_rate: MirrorRow | None = None
+    tables: list[tuple[str, str, list[MirrorRow]]] = field(default_factory=list)
+    tested: int = 0
+
+    @property
+    def differences(self) -> list[MirrorRow]:
+        rows = [self.win_rate] if self.win_rate else []
+        rows += [row for _, _, table in self.tables for row in table]
+        return [row for row in rows if row.differs]
+
+    @property
+    def min_deals(self) -> int:
+        return settings.DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS
+
+    @property
+    def fdr_percent(self) -> int:
+        return round(settings.DEBRIEF_INSIGHT_FDR * 100)
+
+    @property
+    def min_change(self) -> int:
+        return settings.DEBRIEF_INSIGHT_MIN_CHANGE_POINTS
+
+
+def my_periods(user: User, kind: str, today: datetime.date) -> list[Period]:
+    """Periods in which the user closed deals, newest first, always with the current one."""
+    days = (
+        Reflection.objects.filter(current=True, opportunity__owner=user)
+        .values_list("closed_date", flat=True)
+        .distinct()
+        .order_by()
+    )
+    starts = {Period.containing(kind, day).start for day in days}
+    starts.add(Period.containing(kind, today).start)
+    return sorted((Period(kind, s) for s in starts), reverse=True)
+
+
+def my_mirror(user: User, *, kind: str, period: Period | None) -> Mirror:
+    """
+    The user's closed deals of one period next to the rest of the organisation: win rate,
+    cycle time and main reasons won and lost, each with its 95% interval. The comparisons of
+    the page are one family of tests with the insights' rules (stats and floor as in
+    insights.headlines). Four queries.
+    """
+    today = timezone.localdate()
+    periods = my_periods(user, kind, today)
+    period = period or periods[0]
+    mirror = Mirror(kind=kind, period=period, periods=periods, today=today)
+    mine = fact_rules.compute_facts(
+        kind=kind, periods=[period], scope_kind=ScopeKind.ORG, owner=user
+    )
+    mine = [f for f in mine if f.period_start == period.start and f.source == Source.ALL]
+    org = list(
+        InsightFact.objects.filter(
+            period_kind=kind,
+            period_start=period.start,
+            scope_kind=ScopeKind.ORG,
+            source=Source.ALL,
+            dimension__in=[Dimension.SUMMARY, *(d for d, _, _ in MIRRORED)],
+        )
+    )
+    mirror.summary = next((f for f in mine if f.dimension == Dimension.SUMMARY), None)
+    mirror.org = next((f for f in org if f.dimension == Dimension.SUMMARY), None)
+    if mirror.summary is None:
+        return mirror
+    rows: list[MirrorRow] = []
+    mirror.win_rate = _mirror_row(
+        "Win rate", mirror.summary, mirror.summary.won, mirror.summary.deals, mirror.org, "won"
+    )
+    rows.append(mirror.win_rate)
+    for dimension, title, noun in MIRRORED:
+        my_rows = {f.key: f for f in mine if f.dimension == dimension}
+        org_rows = {f.key: f for f in org if f.dimension == dimension}
+        my_base = next((f.base for f in my_rows.values()), 0)
+        org_base = next((f.base for f in org_rows.values()), 0)
+        table = []
+        for key in sorted(my_rows.keys() | org_rows.keys()):
+            fact, whole = my_rows.get(key), org_rows.get(key)
+            label = (fact or whole).label
+            x = fact.deals if fact else 0
+            whole_x = whole.deals if whole else 0
+            row = MirrorRow(
+                label=label,
+                mine=fact,
+                x=x,
+                n=my_base,
+                rest_x=max(whole_x - x, 0),
+                rest_n=max(org_base - my_base, 0),
+                noun=noun,
+            )
+            if row.n or row.x:
+                table.append(row)
+        table.sort(key=lambda r: (-r.x, -(r.rest_rate or 0), r.label))
+        mirror.tables.append((title, noun, table))
+        rows += table
+    _mirror_tests(mirror, rows)
+    return mirror
+
+
+def _mirror_row(label, fact, x, n, org_fact, field_name) -> MirrorRow:
+    whole_x = getattr(org_fact, field_name) if org_fact else 0
+    whole_n = org_fact.deals if org_fact else 0
+    return MirrorRow(
+        label=label, mine=fact, x=x, n=n, rest_x=max(whole_x - x, 0), rest_n=max(whole_n - n, 0)
+    )
+
+
+def _mirror_tests(mirror: Mirror, rows: list[MirrorRow]) -> None:
+    """Intervals for every row; tests, false-discovery control and floor for the testable."""
+    from insights import stats
+
+    least = settings.DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS
+    mine = stats.intervals([r.x for r in rows], [r.n for r in rows])
+    rest = stats.intervals([r.rest_x for r in rows], [r.rest_n for r in rows])
+    for row, (low, high), (rest_low, rest_high) in zip(rows, mine, rest, strict=True):
+        row.low, row.high = _finite(low), _finite(high)
+        row.rest_low, row.rest_high = _finite(rest_low), _finite(rest_high)
+    tested = [
+        r
+        for r in rows
+        if r.n >= least and r.rest_n >= least and r.x <= r.n and r.rest_x <= r.rest_n
+    ]
+    mirror.tested = len(tested)
+    results = stats.compare([(r.rest_x, r.rest_n, r.x, r.n) for r in tested])
+    for row, (p, test) in zip(tested, results, strict=True):
+        row.p_value, row.test = p, test
+    for row, q in zip(tested, stats.adjust([r.p_value for r in tested]), strict=True):
+        row.q_value = q
+        row.differs = q <= settings.DEBRIEF_INSIGHT_FDR and headlines.large_enough(row.difference)
+
+
+def _finite(value: float) -> float | None:
+    return None if value != value else value
+
+
+def my_lessons(user: User, *, search: str = "", line: int | None = None, outcome: str = ""):
+    """
+    What the user wrote down to learn from: their free-text closing answers and their call
+    debrief notes, newest first, as one queryset of plain rows (a UNION of two queries).
+    """
+    from django.db.models import CharField, Value
+    from django.db.models.functions import Concat
+
+    from reflections.models import CallDebrief
+
+    answers = Answer.objects.filter(
+        question__kind=QuestionKind.SHORT_TEXT,
+        reflection__author=user,
+        reflection__current=True,
+    ).exclude(text="")
+    debriefs = CallDebrief.objects.filter(author=user)
+    if search:
+        answers = answers.filter(text__icontains=search)
+        debriefs = debriefs.filter(customer_said__icontains=search)
+    if line:
+        answers = answers.filter(reflection__opportunity__product__line_id=line)
+        debriefs = debriefs.filter(opportunity__product__line_id=line)
+    if outcome:
+        answers = answers.filter(reflection__outcome=outcome)
+        debriefs = debriefs.none()  # a call debrief has no outcome
+    # The same columns, in the same order, on both sides of the UNION.
+    columns = ["kind", "day", "what", "body", "deal", "deal_title", "firm", "company_name"]
+    columns += ["outcome_value", "row_id"]
+    text = CharField()
+    answers = (
+        answers.annotate(
+            kind=Value("reflection", output_field=text),
+            day=F("reflection__closed_date"),
+            what=F("question__label"),
+            body=F("text"),
+            deal=F("reflection__opportunity_id"),
+            deal_title=F("reflection__opportunity__title"),
+            firm=F("reflection__opportunity__company_id"),
+            company_name=F("reflection__opportunity__company__name"),
+            outcome_value=F("reflection__outcome"),
+            row_id=F("id"),
+        )
+        .values(*columns)
+        .order_by()
+    )
+    debriefs = (
+        debriefs.annotate(
+            kind=Value("debrief", output_field=text),
+            day=F("call_date"),
+            what=Concat(Value("After a call with "), F("company__name"), output_field=text),
+            body=F("customer_said"),
+            deal=F("opportunity_id"),
+            deal_title=F("opportunity__title"),
+            firm=F("company_id"),
+            company_name=F("company__name"),
+            outcome_value=Value("", output_field=text),
+            row_id=F("id"),
+        )
+        .values(*columns)
+        .order_by()
+    )
+    return answers.union(debriefs, all=True).order_by("-day", "-row_id")
+
+
+def my_objections(user: User, today: datetime.date | None = None) -> list[dict]:
+    """
+    The objections the user met most in the last twelve months (in their closed deals'
+    reflections), each with what won deals across the organisation said about handling it
+    (the objection playbook's answers). Two queries.
+    """
+    from django.db.models import Count
+
+    from reflections.selectors import PLAYBOOK_MONTHS, won_answers
+
+    since = (today or timezone.localdate()) - datetime.timedelta(days=365 * PLAYBOOK_MONTHS // 12)
+    heard = list(
+        Answer.objects.filter(
+            objection__isnull=False,
+            reflection__current=True,
+            reflection__author=user,
+            reflection__closed_date__gte=since,
+        )
+        .values("objection_id", "objection__label")
+        .annotate(times=Count("reflection_id", distinct=True))
+        .order_by("-times", "objection__label")[:MY_OBJECTIONS]
+    )
+    answers = won_answers([row["objection_id"] for row in heard])
+    return [
+        {
+            "label": row["objection__label"],
+            "times": row["times"],
+            "answers": answers.get(row["objection_id"], []),
+        }
+        for row in heard
+    ]

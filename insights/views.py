@@ -6,16 +6,20 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
+from accounts import access
 from insights import selectors, services
 from insights.exports import EXPORTABLE, csv_cell, export_rows
-from insights.forms import report_params
+from insights.forms import LessonFilterForm, report_params
 from insights.models import PeriodKind, RunStatus, Source
+from insights.periods import Period
+from opportunities.models import ProductLine
 
 REFRESHED_EVENT = "insightsRefreshed"
 
@@ -116,3 +120,42 @@ def run_progress(request, run_id: int):
     if run.status == RunStatus.SUCCEEDED:
         trigger_client_event(response, REFRESHED_EVENT)
     return response
+
+
+# --- My reflections ----------------------------------------------------------------------------
+@require_GET
+@login_required
+def my_reflections(request):
+    """The signed-in user's private mirror: their figures next to the organisation's, their
+    lessons, what works against the objections they meet. Nobody else's data, ever."""
+    me = access.private_subject(request)
+    lines = list(ProductLine.objects.order_by("name").values_list("pk", "name"))
+    form = LessonFilterForm(request.GET, lines=lines)
+    form.is_valid()  # a malformed value is left out and defaults below
+    cleaned = form.cleaned_data
+    kind = cleaned.get("kind") or PeriodKind.QUARTER
+    day = cleaned.get("period")
+    period = Period.containing(kind, day) if day else None
+    lessons = selectors.my_lessons(
+        me,
+        search=cleaned.get("q") or "",
+        line=cleaned.get("line"),
+        outcome=cleaned.get("outcome") or "",
+    )
+    page = Paginator(lessons, selectors.LESSONS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "lessons_query": query.urlencode(),
+        "filtered": bool(cleaned.get("q") or cleaned.get("line") or cleaned.get("outcome")),
+    }
+    if request.htmx and request.htmx.target == "lessons":
+        return render(request, "insights/my_reflections.html#lessons", context)
+    context.update(
+        mirror=selectors.my_mirror(me, kind=kind, period=period),
+        objections=selectors.my_objections(me),
+        period_kinds=PeriodKind.choices,
+    )
+    return render(request, "insights/my_reflections.html", context)

@@ -107,46 +107,28 @@ PLAYBOOK_OBJECTIONS = 5
 PLAYBOOK_EXAMPLES = 3
 
 
-def objection_playbook(product_ids: list[int], today=None) -> list[dict]:
+def won_answers(objection_ids: list[int], product_ids: list[int] | None = None) -> dict:
     """
-    For these products: the objections heard most across the organisation in the last
-    twelve months, each with the most recent things won deals said about handling it. Two
-    queries whatever the data size.
+    Objection id -> the latest things won deals (of these products, or any) said about
+    handling it, three at most, repeated wording dropped. One query.
     """
-    import datetime
-
-    from django.db.models import Count, F, Window
+    from django.db.models import F, Window
     from django.db.models.functions import RowNumber
-    from django.utils import timezone
 
     from reflections.models import Outcome, QuestionKind
 
-    if not product_ids:
-        return []
-    since = (today or timezone.localdate()) - datetime.timedelta(days=365 * PLAYBOOK_MONTHS // 12)
-    heard = list(
-        Answer.objects.filter(
-            objection__isnull=False,
-            reflection__current=True,
-            reflection__closed_date__gte=since,
-            reflection__opportunity__product_id__in=product_ids,
-        )
-        .values("objection_id", "objection__label")
-        .annotate(times=Count("reflection_id", distinct=True))
-        .order_by("-times", "objection__label")[:PLAYBOOK_OBJECTIONS]
+    if not objection_ids:
+        return {}
+    examples = Answer.objects.filter(
+        question__kind=QuestionKind.SHORT_TEXT,
+        reflection__outcome=Outcome.WON,
+        reflection__current=True,
+        reflection__answers__objection_id__in=objection_ids,
     )
-    if not heard:
-        return []
-    top_ids = [row["objection_id"] for row in heard]
+    if product_ids is not None:
+        examples = examples.filter(reflection__opportunity__product_id__in=product_ids)
     examples = (
-        Answer.objects.filter(
-            question__kind=QuestionKind.SHORT_TEXT,
-            reflection__outcome=Outcome.WON,
-            reflection__current=True,
-            reflection__opportunity__product_id__in=product_ids,
-            reflection__answers__objection_id__in=top_ids,
-        )
-        .exclude(text="")
+        examples.exclude(text="")
         .annotate(
             about=F("reflection__answers__objection_id"),
             position=Window(
@@ -166,6 +148,37 @@ def objection_playbook(product_ids: list[int], today=None) -> list[dict]:
         quotes = by_objection.setdefault(row["about"], [])
         if len(quotes) < PLAYBOOK_EXAMPLES and all(q["text"] != row["text"] for q in quotes):
             quotes.append(row)
+    return by_objection
+
+
+def objection_playbook(product_ids: list[int], today=None) -> list[dict]:
+    """
+    For these products: the objections heard most across the organisation in the last
+    twelve months, each with the most recent things won deals said about handling it. Two
+    queries whatever the data size.
+    """
+    import datetime
+
+    from django.db.models import Count
+    from django.utils import timezone
+
+    if not product_ids:
+        return []
+    since = (today or timezone.localdate()) - datetime.timedelta(days=365 * PLAYBOOK_MONTHS // 12)
+    heard = list(
+        Answer.objects.filter(
+            objection__isnull=False,
+            reflection__current=True,
+            reflection__closed_date__gte=since,
+            reflection__opportunity__product_id__in=product_ids,
+        )
+        .values("objection_id", "objection__label")
+        .annotate(times=Count("reflection_id", distinct=True))
+        .order_by("-times", "objection__label")[:PLAYBOOK_OBJECTIONS]
+    )
+    if not heard:
+        return []
+    by_objection = won_answers([row["objection_id"] for row in heard], product_ids)
     return [
         {
             "label": row["objection__label"],

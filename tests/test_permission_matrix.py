@@ -112,6 +112,9 @@ MATRIX: dict[str, Entry] = {
     "reflections:amend": Entry(args=("{reflection}",), expect=scoped(manager=404, admin=404)),
     "reflections:debrief_create": Entry(args=("{company}",)),
     "insights:dashboard": Entry(),
+    # Everyone opens their own private page; whose it is never comes from the request
+    # (tests/insights/test_my_reflections.py shows no one reads another's).
+    "insights:my_reflections": Entry(query="?user={rep_id}"),
     "insights:export": Entry(args=("summary",)),
     "insights:refresh": Entry(method="post", expect=302),
     # Runs are organisation-wide; whoever presses refresh may be joining someone else's run.
@@ -173,6 +176,7 @@ def world(rep, other_rep, manager, other_manager, admin_user, lost_set):
         "suppression": derived.pk,
         "override": override.pk,
         "run": run.pk,
+        "rep_id": rep.pk,
     }
 
 
