@@ -84,8 +84,10 @@ class InsightFact(models.Model):
     rate = models.FloatField(null=True, blank=True)
     share = models.FloatField(null=True, blank=True)
     win_rate = models.FloatField(null=True, blank=True)
-    amount_won = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
-    amount_lost = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    # A deal holds up to 14 digits; a million of them at the maximum sum to 20. Room to spare,
+    # so that no total can overflow and stop a rollup for everyone.
+    amount_won = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
+    amount_lost = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
     avg_cycle_days = models.FloatField(null=True, blank=True)
 
     prev_deals = models.PositiveIntegerField(null=True, blank=True)

@@ -217,3 +217,36 @@ def test_a_database_error_in_the_middle_of_a_close_saves_nothing(rep, lost_set, 
     assert not StageChange.objects.filter(opportunity=deal).exists()
     assert not PendingPeriod.objects.exists()
     assert Opportunity.objects.get(pk=deal.pk).is_open
+
+
+DEAD_CACHE = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": DEAD_BROKER,
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
+    }
+}
+
+
+def test_pages_that_cache_fall_back_to_the_database_when_redis_is_down(rep_client, rep, settings):
+    """The settings' Redis cache, pointed at a port nothing listens on: pages still answer."""
+    from django.conf import settings as live
+
+    from crm_site import settings as project
+
+    deal = OpportunityFactory(owner=rep)
+    settings.CACHES = DEAD_CACHE
+    assert live.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache"
+    # The same options as production's, so that this test fails if they drift apart.
+    if project.REDIS_URL:
+        assert project.CACHES["default"]["OPTIONS"] == DEAD_CACHE["default"]["OPTIONS"]
+    started = time.monotonic()
+    for url in (
+        reverse("opportunities:pipeline"),
+        reverse("customers:company_detail", args=[deal.company_id]),
+        reverse("opportunities:detail", args=[deal.pk]),
+        reverse("opportunities:plan"),
+    ):
+        response = rep_client.get(url)
+        assert response.status_code == 200, url
+    assert time.monotonic() - started < 20  # each refused connection fails fast

@@ -298,3 +298,17 @@ def test_tests_match_hand_computed_values():
         stats.compare([(0, 0, 3, 10)])
     with pytest.raises(ValueError, match="between 0"):
         stats.compare([(11, 10, 3, 10)])
+
+
+@pytest.mark.needs_postgres
+def test_totals_of_the_largest_deals_never_overflow(closer):
+    """
+    101 deals at the largest amount a deal holds: the sum has 17 digits, and is kept to the
+    cent. (PostgreSQL enforces the column's digits; SQLite keeps numerics as floating point.)
+    """
+    biggest = Decimal("999999999999.99")
+    for _ in range(101):
+        closer.close("won", d("2026-05-12"), "Product fit", amount=str(biggest))
+    services.insights_rebuild()
+    summary = fact(Dimension.SUMMARY)
+    assert summary.won == 101 and summary.amount_won == biggest * 101
