@@ -100,7 +100,9 @@ def login_name(request, credentials: dict | None) -> str:
     and Django's failure signal under the login form's "username": read both.
     """
     source = credentials if credentials is not None else request.POST
-    return (source.get("email") or source.get("username") or "").strip().lower()
+    name = (source.get("email") or source.get("username") or "").strip().lower()
+    # No e-mail address is longer than 254 characters; the lockout table holds 255.
+    return name[:254]
 
 
 def private_subject(request) -> User:

@@ -115,10 +115,18 @@ class KeysetPaginator:
             raise InvalidCursor("The cursor does not match the sort keys.")
         try:
             values = [f.to_python(v) for f, v in zip(self.fields, raw_values, strict=True)]
-        except ValidationError as exc:
+            # The field's own limits (digits of a decimal, length of a text): a cursor is
+            # input from outside like any other, and the database must never see a value
+            # that its column cannot hold.
+            for f, v in zip(self.fields, values, strict=True):
+                if v is not None:
+                    f.run_validators(v)
+        except (ValidationError, TypeError, ValueError, ArithmeticError) as exc:
             raise InvalidCursor("The cursor holds a value of the wrong type.") from exc
         if any(v is None for v in values):
             raise InvalidCursor("Sort keys are never empty.")
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise InvalidCursor("The cursor holds a NUL byte.")
         return values
 
     # Queries -------------------------------------------------------------------------------

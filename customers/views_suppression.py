@@ -63,7 +63,8 @@ def call_list_check(request):
 def _int_param(request, name: str) -> int | None:
     """A positive id from the query string, or None for anything else."""
     value = request.GET.get(name, "")
-    return int(value) if value.isdigit() and int(value) > 0 else None
+    # ASCII digits only: "²" is a digit to str.isdigit() but not a number to int().
+    return int(value) if value.isascii() and value.isdigit() and int(value) > 0 else None
 
 
 @require_GET

@@ -78,9 +78,10 @@ def test_close_form_never_500s_and_a_rejected_close_leaves_the_deal_open(
 ):
     deal = OpportunityFactory(owner=rep)
     response = rep_client.post(reverse("reflections:close", args=[deal.pk, outcome]), data)
-    assert response.status_code in (200, 302, 422), response.status_code
+    # 400: a NUL byte, refused at the edge (crm_site.middleware) before the view.
+    assert response.status_code in (200, 302, 400, 422), response.status_code
     deal.refresh_from_db()
-    if response.status_code == 422:
+    if response.status_code in (400, 422):
         assert deal.is_open and not Reflection.objects.filter(opportunity=deal).exists()
 
 

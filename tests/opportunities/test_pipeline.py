@@ -276,6 +276,39 @@ def test_garbage_cursor_shows_the_first_page(rep_client, rep, small_pages, bulk_
     assert deal_ids(response) == [d.pk for d in deals[:5]]
 
 
+def _forged(cursor: str, value) -> str:
+    """A real cursor with its first sort value replaced, as a hostile client would send it."""
+    import base64
+    import json
+
+    ordering, values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    values[0] = value
+    payload = json.dumps([ordering, values]).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "sort, value",
+    [
+        ("expected_close_date", 123),
+        ("expected_close_date", [1]),
+        ("expected_close_date", "2026-02-31"),
+        ("amount", "1e999999"),
+        ("amount", "NaN"),
+        ("amount", {"a": 1}),
+        ("title", "Deal\u0000"),
+        ("title", "x" * 10_000),
+    ],
+)
+def test_forged_cursors_show_the_first_page(rep_client, rep, small_pages, bulk_deals, sort, value):
+    bulk_deals(rep, 7)
+    first = rep_client.get(PIPELINE, {"sort": sort})
+    cursor = parse_qs(urlsplit(link(first, "next")).query)["after"][0]
+    response = rep_client.get(PIPELINE, {"sort": sort, "after": _forged(cursor, value)})
+    assert response.status_code == 200
+    assert deal_ids(response) == deal_ids(first)
+
+
 def test_pages_run_no_offset_and_no_full_count(rep_client, rep, small_pages, bulk_deals):
     bulk_deals(rep, 12)
     first = rep_client.get(PIPELINE)
