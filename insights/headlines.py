@@ -39,6 +39,22 @@ UNKNOWN_KEY = "unknown"
 VIEWS = [Source.CUSTOMER, Source.REP, Source.ALL]
 
 
+class Rules:
+    """The headline rules' settings in the words a page states them (a mixin for reports)."""
+
+    @property
+    def fdr_percent(self) -> int:
+        return round(settings.DEBRIEF_INSIGHT_FDR * 100)
+
+    @property
+    def min_change(self) -> int:
+        return settings.DEBRIEF_INSIGHT_MIN_CHANGE_POINTS
+
+    @property
+    def min_deals(self) -> int:
+        return settings.DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS
+
+
 def floor() -> float:
     return settings.DEBRIEF_INSIGHT_MIN_CHANGE_POINTS / 100
 

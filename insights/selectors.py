@@ -160,7 +160,7 @@ class TrendPoint:
 
 
 @dataclass
-class Report:
+class Report(headlines.Rules):
     kind: str
     period: Period
     scope: Scope
@@ -209,18 +209,6 @@ class Report:
         if self.tests_used:
             return Test(next(iter(self.tests_used))).label
         return ""
-
-    @property
-    def fdr_percent(self) -> int:
-        return round(settings.DEBRIEF_INSIGHT_FDR * 100)
-
-    @property
-    def min_change(self) -> int:
-        return settings.DEBRIEF_INSIGHT_MIN_CHANGE_POINTS
-
-    @property
-    def min_deals(self) -> int:
-        return settings.DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS
 
     def table(self, dimension: str) -> Table | None:
         return next((t for t in self.tables if t.dimension == dimension), None)
@@ -494,7 +482,7 @@ class MirrorRow:
 
 
 @dataclass
-class Mirror:
+class Mirror(headlines.Rules):
     kind: str
     period: Period
     periods: list[Period]
@@ -510,18 +498,6 @@ class Mirror:
         rows = [self.win_rate] if self.win_rate else []
         rows += [row for _, _, table in self.tables for row in table]
         return [row for row in rows if row.differs]
-
-    @property
-    def min_deals(self) -> int:
-        return settings.DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS
-
-    @property
-    def fdr_percent(self) -> int:
-        return round(settings.DEBRIEF_INSIGHT_FDR * 100)
-
-    @property
-    def min_change(self) -> int:
-        return settings.DEBRIEF_INSIGHT_MIN_CHANGE_POINTS
 
 
 def my_periods(user: User, kind: str, today: datetime.date) -> list[Period]:
@@ -705,22 +681,9 @@ def my_objections(user: User, today: datetime.date | None = None) -> list[dict]:
     reflections), each with what won deals across the organisation said about handling it
     (the objection playbook's answers). Two queries.
     """
-    from django.db.models import Count
+    from reflections.selectors import objections_heard, won_answers
 
-    from reflections.selectors import PLAYBOOK_MONTHS, won_answers
-
-    since = (today or timezone.localdate()) - datetime.timedelta(days=365 * PLAYBOOK_MONTHS // 12)
-    heard = list(
-        Answer.objects.filter(
-            objection__isnull=False,
-            reflection__current=True,
-            reflection__author=user,
-            reflection__closed_date__gte=since,
-        )
-        .values("objection_id", "objection__label")
-        .annotate(times=Count("reflection_id", distinct=True))
-        .order_by("-times", "objection__label")[:MY_OBJECTIONS]
-    )
+    heard = objections_heard(today=today, limit=MY_OBJECTIONS, reflection__author=user)
     answers = won_answers([row["objection_id"] for row in heard])
     return [
         {

@@ -151,30 +151,40 @@ def won_answers(objection_ids: list[int], product_ids: list[int] | None = None) 
     return by_objection
 
 
-def objection_playbook(product_ids: list[int], today=None) -> list[dict]:
+def objections_heard(*, today=None, limit: int, **where) -> list[dict]:
     """
-    For these products: the objections heard most across the organisation in the last
-    twelve months, each with the most recent things won deals said about handling it. Two
-    queries whatever the data size.
+    The objections heard most in current reflections of the last twelve months that match
+    `where` (lookups on Answer), with the number of deals each came up in. One query.
     """
     import datetime
 
     from django.db.models import Count
     from django.utils import timezone
 
-    if not product_ids:
-        return []
     since = (today or timezone.localdate()) - datetime.timedelta(days=365 * PLAYBOOK_MONTHS // 12)
-    heard = list(
+    return list(
         Answer.objects.filter(
             objection__isnull=False,
             reflection__current=True,
             reflection__closed_date__gte=since,
-            reflection__opportunity__product_id__in=product_ids,
+            **where,
         )
         .values("objection_id", "objection__label")
         .annotate(times=Count("reflection_id", distinct=True))
-        .order_by("-times", "objection__label")[:PLAYBOOK_OBJECTIONS]
+        .order_by("-times", "objection__label")[:limit]
+    )
+
+
+def objection_playbook(product_ids: list[int], today=None) -> list[dict]:
+    """
+    For these products: the objections heard most across the organisation in the last
+    twelve months, each with the most recent things won deals said about handling it. Two
+    queries whatever the data size.
+    """
+    if not product_ids:
+        return []
+    heard = objections_heard(
+        today=today, limit=PLAYBOOK_OBJECTIONS, reflection__opportunity__product_id__in=product_ids
     )
     if not heard:
         return []
