@@ -51,8 +51,9 @@ def org_price(facts):
 def test_null_worlds_rarely_headline_anything():
     """
     30 worlds x 10 scopes (organisation, 4 teams, 2 product lines, 3 segments) = 300 reports
-    of about 28 tests each, nothing changed. Benjamini-Hochberg at q = 0.10 gives a report
-    with any headline about once in ten; measured 12% (36 of 300), 0.16 headlines a report.
+    of about 27 tests each, nothing changed. Benjamini-Hochberg at q = 0.10 gives a report
+    with any headline at most about once in ten: measured 26 of 300 (main view), 0.12
+    headlines a report; 30 digests of about 85 tests, 0.07 headlines a digest.
     """
     per_view: dict[str, list[int]] = {Source.ALL: [], Source.CUSTOMER: [], Source.REP: []}
     digests = []
@@ -72,17 +73,18 @@ def test_null_worlds_rarely_headline_anything():
     for view, counts in per_view.items():
         assert len(counts) == 300
         with_any = sum(1 for c in counts if c) / len(counts)
-        assert with_any <= 0.13, (view, with_any)
-        assert statistics.mean(counts) <= 0.17, (view, statistics.mean(counts))
+        assert with_any <= 0.10, (view, with_any)
+        assert statistics.mean(counts) <= 0.13, (view, statistics.mean(counts))
     # Each of the 30 digests tests about 85 changes across three reports.
-    assert statistics.mean(digests) <= 0.35, digests
+    assert statistics.mean(digests) <= 0.10, digests
 
 
 @pytest.mark.parametrize(
     "deals, least_recall",
-    # About 300 deals a period give the loss reasons a base of 150; 600 give about 320.
-    [(265, 0.70), (600, 0.95)],
-    ids=["losses-150", "losses-320"],
+    # 265 deals a period give the loss reasons a base of about 165 (found 35 of 40);
+    # 600 give about 370 (40 of 40).
+    [(265, 0.85), (600, 0.95)],
+    ids=["losses-165", "losses-370"],
 )
 def test_planted_twenty_point_shifts_are_found(deals, least_recall):
     found, bases = 0, []
