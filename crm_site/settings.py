@@ -257,6 +257,14 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_EXPIRES = 3600
+# No task's return value is read by the product (a run's progress and outcome live in its
+# InsightRun row), so none is stored. This also keeps a publish from touching the result
+# backend at all: with results on, every send subscribes to the result store first, and a
+# frozen Redis held a close for minutes there. A caller that wants a result asks for it
+# (`apply_async(ignore_result=False)`), and the result store's calls are bounded too.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 1
+CELERY_REDIS_SOCKET_TIMEOUT = 3
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -22,6 +22,7 @@ from insights import services as insight_services
 from insights.models import InsightFact, InsightRun, PendingPeriod, RunStatus
 from opportunities.models import Opportunity, Stage, StageChange
 from reflections.models import Reflection
+from tests.conftest import _unavailable
 from tests.factories import OpportunityFactory
 from tests.reflections.conftest import lost_answers
 from tests.reflections.test_close_service import close
@@ -250,3 +251,82 @@ def test_pages_that_cache_fall_back_to_the_database_when_redis_is_down(rep_clien
         response = rep_client.get(url)
         assert response.status_code == 200, url
     assert time.monotonic() - started < 20  # each refused connection fails fast
+
+
+@pytest.fixture
+def own_redis():
+    """A Redis server of the test's own on a free port, so that the test may freeze it."""
+    import shutil
+    import socket
+
+    if shutil.which("redis-server") is None:
+        _unavailable("needs the redis-server program")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield url, server
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@contextmanager
+def result_backend(url: str):
+    saved = app.conf.result_backend
+    app.conf.result_backend = url
+    app._local.__dict__.pop("backend", None)
+    try:
+        yield
+    finally:
+        app.conf.result_backend = saved
+        app._local.__dict__.pop("backend", None)
+
+
+@pytest.mark.needs_redis
+@pytest.mark.django_db
+def test_closing_with_redis_frozen_saves_the_close_within_seconds(
+    rep_client, rep, lost_set, own_redis, django_capture_on_commit_callbacks
+):
+    """Broker and result store on one Redis that hangs (SIGSTOP): the close is saved fast."""
+    url, server = own_redis
+    deal = OpportunityFactory(owner=rep, stage=Stage.NEGOTIATION)
+    close_url = reverse("reflections:close", args=[deal.pk, "lost"])
+    server.send_signal(signal.SIGSTOP)
+    # Timed with the after-commit publish, which the capture runs as its block ends.
+    started = time.monotonic()
+    with broker(url), result_backend(url), django_capture_on_commit_callbacks(execute=True):
+        response = rep_client.post(close_url, {"prompt_set": lost_set.pk, **lost_answers(lost_set)})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 302
+    assert elapsed < 5, f"the close took {elapsed:.1f} s with Redis frozen"
+    deal.refresh_from_db()
+    assert deal.stage == Stage.LOST
+    assert Reflection.objects.filter(opportunity=deal, current=True).exists()
+    assert PendingPeriod.objects.count() == 2  # the sweep catches up when Redis is back
+    run = InsightRun.objects.get()
+    assert run.status == RunStatus.FAILED and "Could not queue" in run.error

@@ -11,7 +11,7 @@ def test_task_round_trip_through_redis_and_a_worker(settings):
     assert not app.conf.task_always_eager
     assert app.conf.broker_url.startswith("redis://")
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        result = ping.delay()
+        result = ping.apply_async(ignore_result=False)  # results are off by default
         assert result.get(timeout=20) == "pong"
         assert result.status == "SUCCESS"
 

@@ -84,7 +84,9 @@ def test_rollup_runs_through_redis_and_a_real_worker(rep, defaults):
     Closer(rep).close("won", d("2026-05-12"), "Product fit")
     Closer(rep).close("lost", d("2026-05-13"), "Price")
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        result = tasks.rollup_insights.delay("quarter", "2026-04-01", ScopeKind.ORG, "")
+        result = tasks.rollup_insights.apply_async(
+            args=["quarter", "2026-04-01", ScopeKind.ORG, ""], ignore_result=False
+        )
         assert result.get(timeout=30) > 0
     summary = InsightFact.objects.get(
         period_kind="quarter",
