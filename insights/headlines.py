@@ -154,8 +154,8 @@ def _intervals(facts: Sequence[InsightFact]) -> None:
     now = stats.intervals(*_counts(facts, "x", "base", "rate"))
     before = stats.intervals(*_counts(facts, "prev_x", "prev_base", "prev_rate"))
     for fact, (low, high), (prev_low, prev_high) in zip(facts, now, before, strict=True):
-        fact.rate_low, fact.rate_high = _finite(low), _finite(high)
-        fact.prev_low, fact.prev_high = _finite(prev_low), _finite(prev_high)
+        fact.rate_low, fact.rate_high = finite(low), finite(high)
+        fact.prev_low, fact.prev_high = finite(prev_low), finite(prev_high)
 
 
 def _counts(facts, x_name: str, n_name: str, rate_name: str) -> tuple[list, list]:
@@ -169,7 +169,7 @@ def _counts(facts, x_name: str, n_name: str, rate_name: str) -> tuple[list, list
     return xs, ns
 
 
-def _finite(value: float) -> float | None:
+def finite(value: float) -> float | None:
     return None if value != value else round(value, 6)  # NaN: no interval
 
 

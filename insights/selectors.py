@@ -24,7 +24,7 @@ from accounts import access
 from accounts.models import Role, User
 from customers.models import Segment
 from insights import facts as fact_rules
-from insights import headlines
+from insights import headlines, stats
 from insights.models import (
     Dimension,
     InsightFact,
@@ -585,14 +585,12 @@ def _mirror_row(label, fact, x, n, org_fact, field_name) -> MirrorRow:
 
 def _mirror_tests(mirror: Mirror, rows: list[MirrorRow]) -> None:
     """Intervals for every row; tests, false-discovery control and floor for the testable."""
-    from insights import stats
-
     least = settings.DEBRIEF_INSIGHT_HEADLINE_MIN_DEALS
     mine = stats.intervals([r.x for r in rows], [r.n for r in rows])
     rest = stats.intervals([r.rest_x for r in rows], [r.rest_n for r in rows])
     for row, (low, high), (rest_low, rest_high) in zip(rows, mine, rest, strict=True):
-        row.low, row.high = _finite(low), _finite(high)
-        row.rest_low, row.rest_high = _finite(rest_low), _finite(rest_high)
+        row.low, row.high = headlines.finite(low), headlines.finite(high)
+        row.rest_low, row.rest_high = headlines.finite(rest_low), headlines.finite(rest_high)
     tested = [
         r
         for r in rows
@@ -605,10 +603,6 @@ def _mirror_tests(mirror: Mirror, rows: list[MirrorRow]) -> None:
     for row, q in zip(tested, stats.adjust([r.p_value for r in tested]), strict=True):
         row.q_value = q
         row.differs = q <= settings.DEBRIEF_INSIGHT_FDR and headlines.large_enough(row.difference)
-
-
-def _finite(value: float) -> float | None:
-    return None if value != value else value
 
 
 def my_lessons(user: User, *, search: str = "", line: int | None = None, outcome: str = ""):
