@@ -251,7 +251,6 @@ def _ref(fact: InsightFact) -> str:
 
 def _attach(echo: InsightFact, driver: InsightFact) -> None:
     echo.echo_of = _ref(driver)
-    echo.echo_label = driver.label
 
 
 def _source_note(fact: InsightFact, facts: Sequence[InsightFact], chosen: dict) -> str:

@@ -15,8 +15,8 @@ import datetime
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import F, QuerySet, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import CharField, F, QuerySet, Value, Window
+from django.db.models.functions import Coalesce, Concat, RowNumber
 from django.http import Http404
 from django.utils import timezone
 
@@ -36,7 +36,8 @@ from insights.models import (
 )
 from insights.periods import Period
 from opportunities.models import ProductLine
-from reflections.models import Answer, Outcome, QuestionKind, Reflection
+from reflections.models import Answer, CallDebrief, Outcome, QuestionKind, Reflection
+from reflections.selectors import objections_heard, won_answers
 
 MINE = "mine"
 TREND_PERIODS = 8
@@ -114,11 +115,7 @@ TABLES = [
     (Dimension.OBJECTION, "Objections heard", "Objection"),
     (Dimension.SEGMENT, "Customer segments", "Segment"),
 ]
-PRIMARY = {
-    Dimension.PRIMARY_REASON_LOST,
-    Dimension.PRIMARY_REASON_WON,
-    Dimension.PRIMARY_REASON_NO_DECISION,
-}
+PRIMARY = headlines.PRIMARY
 WIN_RATE_TABLES = {Dimension.COMPETITOR, Dimension.SEGMENT}
 
 
@@ -293,6 +290,7 @@ def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: s
     labels = {f"{f.dimension}:{f.key}": f.label for f in view}
     report.tested = sum(1 for f in view if f.p_value is not None)
     report.tests_used = {f.test for f in view if f.test}
+    report.summary.echo_label = labels.get(report.summary.echo_of, "")
     for dimension, title, column in TABLES:
         if dimension == Dimension.SEGMENT and scope.kind == ScopeKind.SEGMENT:
             continue
@@ -306,7 +304,7 @@ def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: s
             fact.customer_deals = split.get((dimension, fact.key, Source.CUSTOMER), 0)
             fact.rep_deals = split.get((dimension, fact.key, Source.REP), 0)
             fact.is_shift = fact.significant and (exempt or (fact.prev_base or 0) >= k)
-            fact.echo_label = labels.get(fact.echo_of, "") if fact.echo_of else ""
+            fact.echo_label = labels.get(fact.echo_of, "")
             fact.test_label = Test(fact.test).label if fact.test else ""
             table.rows.append(fact)
         if table.rows or table.hidden:
@@ -447,7 +445,6 @@ class MirrorRow:
     """One of the rep's figures next to the rest of the organisation's."""
 
     label: str
-    mine: InsightFact | None
     x: int
     n: int
     rest_x: int
@@ -543,7 +540,7 @@ def my_mirror(user: User, *, kind: str, period: Period | None) -> Mirror:
         return mirror
     rows: list[MirrorRow] = []
     mirror.win_rate = _mirror_row(
-        "Win rate", mirror.summary, mirror.summary.won, mirror.summary.deals, mirror.org, "won"
+        "Win rate", mirror.summary.won, mirror.summary.deals, mirror.org, "won"
     )
     rows.append(mirror.win_rate)
     for dimension, title, noun in MIRRORED:
@@ -559,7 +556,6 @@ def my_mirror(user: User, *, kind: str, period: Period | None) -> Mirror:
             whole_x = whole.deals if whole else 0
             row = MirrorRow(
                 label=label,
-                mine=fact,
                 x=x,
                 n=my_base,
                 rest_x=max(whole_x - x, 0),
@@ -575,12 +571,10 @@ def my_mirror(user: User, *, kind: str, period: Period | None) -> Mirror:
     return mirror
 
 
-def _mirror_row(label, fact, x, n, org_fact, field_name) -> MirrorRow:
+def _mirror_row(label, x, n, org_fact, field_name) -> MirrorRow:
     whole_x = getattr(org_fact, field_name) if org_fact else 0
     whole_n = org_fact.deals if org_fact else 0
-    return MirrorRow(
-        label=label, mine=fact, x=x, n=n, rest_x=max(whole_x - x, 0), rest_n=max(whole_n - n, 0)
-    )
+    return MirrorRow(label=label, x=x, n=n, rest_x=max(whole_x - x, 0), rest_n=max(whole_n - n, 0))
 
 
 def _mirror_tests(mirror: Mirror, rows: list[MirrorRow]) -> None:
@@ -610,11 +604,6 @@ def my_lessons(user: User, *, search: str = "", line: int | None = None, outcome
     What the user wrote down to learn from: their free-text closing answers and their call
     debrief notes, newest first, as one queryset of plain rows (a UNION of two queries).
     """
-    from django.db.models import CharField, Value
-    from django.db.models.functions import Concat
-
-    from reflections.models import CallDebrief
-
     answers = Answer.objects.filter(
         question__kind=QuestionKind.SHORT_TEXT,
         reflection__author=user,
@@ -675,8 +664,6 @@ def my_objections(user: User, today: datetime.date | None = None) -> list[dict]:
     reflections), each with what won deals across the organisation said about handling it
     (the objection playbook's answers). Two queries.
     """
-    from reflections.selectors import objections_heard, won_answers
-
     heard = objections_heard(today=today, limit=MY_OBJECTIONS, reflection__author=user)
     answers = won_answers([row["objection_id"] for row in heard])
     return [

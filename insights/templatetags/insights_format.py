@@ -37,14 +37,3 @@ def interval(low, high) -> str:
     if low is None or high is None:
         return ""
     return f"{round(float(low) * 100)}–{round(float(high) * 100)}%"
-
-
-@register.filter
-def echo_name(ref: str, report) -> str:
-    """The label of the row a change moved with ("competitor:12" -> "Acme Rival")."""
-    dimension, _, key = ref.partition(":")
-    table = report.table(dimension)
-    for row in table.rows if table else ():
-        if row.key == key:
-            return row.label
-    return "another change"
