@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "customers",
     "opportunities",
     "reflections",
+    "surveys",
     "insights",
 ]
 
@@ -381,6 +382,7 @@ DEBRIEF_DEMO_STEPS = [
     "customers.demo.seed",
     "opportunities.demo.seed",
     "reflections.demo.seed",
+    "surveys.demo.seed",
     "insights.demo.seed",
 ]
 DEBRIEF_DEMO_PASSWORD = "debrief-demo-2026"
@@ -390,13 +392,24 @@ DEBRIEF_DEMO_PASSWORD = "debrief-demo-2026"
 DEBRIEF_BRIEF_SECTIONS = [
     "opportunities.brief.sections",
     "reflections.brief.sections",
+    "surveys.brief.sections",
 ]
 # Likewise for the deal page: closing with a reflection, reopening, the reflection history.
 DEBRIEF_DEAL_SECTIONS = [
     "reflections.brief.deal_sections",
+    "surveys.brief.deal_sections",
 ]
 # Phone numbers without a country prefix are read as numbers of this region (ISO 3166 code).
 DEBRIEF_PHONE_REGION = env_str("DEBRIEF_PHONE_REGION", "GB")
+# Buyer surveys: a contact is asked at most once in this many days; a link works this long;
+# the public page takes this many requests per link and per address (django-ratelimit rates,
+# counted in the cache; behind a proxy set RATELIMIT_IP_META_KEY so the address is the
+# client's).
+DEBRIEF_SURVEY_ASK_EVERY_DAYS = env_int("DEBRIEF_SURVEY_ASK_EVERY_DAYS", 90)
+DEBRIEF_SURVEY_LINK_DAYS = env_int("DEBRIEF_SURVEY_LINK_DAYS", 30)
+DEBRIEF_SURVEY_RATE_PER_LINK = env_str("DEBRIEF_SURVEY_RATE_PER_LINK", "30/h")
+DEBRIEF_SURVEY_RATE_PER_ADDRESS = env_str("DEBRIEF_SURVEY_RATE_PER_ADDRESS", "200/h")
+RATELIMIT_IP_META_KEY = env_str("RATELIMIT_IP_META_KEY") or None
 # How long the author may amend a reflection after submitting it.
 DEBRIEF_REFLECTION_EDIT_DAYS = env_int("DEBRIEF_REFLECTION_EDIT_DAYS", 14)
 

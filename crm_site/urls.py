@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("customers.urls")),
     path("", include("opportunities.urls")),
     path("", include("reflections.urls")),
+    path("", include("surveys.urls")),
     path("", include("insights.urls")),
     path("admin/", admin.site.urls),
 ]

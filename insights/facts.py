@@ -12,8 +12,10 @@ What each dimension counts:
   won and lost in the reporting currency, average cycle days (closing day minus the day the
   deal was created).
 - primary reasons (won, lost and no decision apart): share of that outcome's deals whose main
-  reason it is; also split by who gave the reason (customer said / rep's own read). A retired
-  reason merged into another counts under the one it was merged into.
+  reason it is; also split by who gave the reason (customer said / rep's own read), and what
+  buyers named themselves in their surveys (source "buyer": the share among the deals whose
+  buyer answered). A retired reason merged into another counts under the one it was merged
+  into.
 - contributing reasons: share of that outcome's deals where it played a part.
 - competitors: deals against each (the deal's primary competitor) and our win rate there.
 - objections: share of closed deals where it was heard, and the win rate when heard.
@@ -21,6 +23,7 @@ What each dimension counts:
 """
 
 import datetime
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
@@ -28,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.models import DurationField, ExpressionWrapper, F, Q
+from django.db.models import CharField, DurationField, ExpressionWrapper, F, IntegerField, Q, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -39,6 +42,7 @@ from insights.models import Dimension, InsightFact, PeriodKind, ScopeKind, Sourc
 from insights.periods import Period
 from opportunities.models import Currency
 from reflections.models import Answer, Outcome, QuestionKind, Reflection
+from surveys.models import SurveyAnswer, SurveyQuestionKind, SurveyStatus
 
 SCOPE_FIELDS = {
     ScopeKind.ORG: None,
@@ -158,6 +162,7 @@ def _mean_cycle(total_days: int, count: int) -> datetime.timedelta:
 # The tally keys its dicts on plain strings: a TextChoices member compares through Python
 # code, which on hundreds of thousands of lookups costs more than the rest of the tally.
 _ALL, _CUSTOMER, _REP = Source.ALL.value, Source.CUSTOMER.value, Source.REP.value
+_BUYER = Source.BUYER.value
 _WON, _NO_DECISION = Outcome.WON.value, Outcome.NO_DECISION.value
 _MONTH = PeriodKind.MONTH.value
 _ORG, _TEAM, _LINE, _SEGMENT = (
@@ -330,9 +335,12 @@ class _Tally:
             if kind == _PRIMARY_KIND:
                 mark, ident = (reflection_id, source, reason), reason
                 reason_labels[reason] = reason_label
-                tallies = [(gid, primary[gid], _ALL)]
-                if source in (_CUSTOMER, _REP):
-                    tallies.append((gid, primary[gid], source))
+                if source == _BUYER:  # the buyer's own answer: a view of its own only
+                    tallies = [(gid, primary[gid], _BUYER)]
+                else:
+                    tallies = [(gid, primary[gid], _ALL)]
+                    if source in (_CUSTOMER, _REP):
+                        tallies.append((gid, primary[gid], source))
             elif kind == _CONTRIBUTING_KIND:
                 mark, ident = (reflection_id, kind, reason), reason
                 reason_labels[reason] = reason_label
@@ -489,6 +497,31 @@ def _answer_rows(where: Q):
     )
 
 
+def _buyer_rows(where: Q):
+    """
+    One row per buyer's main reason from an answered survey, shaped like `_answer_rows` with
+    the source "buyer", so that the rollup counts buyers' words exactly as it counts reps'.
+    """
+    return (
+        SurveyAnswer.objects.filter(where)
+        .filter(
+            question__kind=SurveyQuestionKind.MAIN_REASON, request__status=SurveyStatus.ANSWERED
+        )
+        .annotate(
+            kind=Value(_PRIMARY_KIND, CharField()),
+            src=Value(_BUYER, CharField()),
+            rkey=Coalesce("reason__merged_into_id", "reason_id"),
+            rlabel=Coalesce("reason__merged_into__label", "reason__label"),
+            no_objection=Value(None, IntegerField()),
+            no_label=Value(None, CharField()),
+        )
+        .values_list(
+            "request__reflection_id", "kind", "src", "rkey", "rlabel", "no_objection", "no_label"
+        )
+        .order_by()
+    )
+
+
 def _stored_rows(previous: set[tuple[str, datetime.date]]):
     """What comparisons need from the stored facts of these (kind, start) periods."""
     match = Q()
@@ -557,8 +590,8 @@ def rollup_facts(
 
     With `stored_previous`, a previous period that is not itself recomputed is compared from
     its stored facts when it has them (its organisation summary is there), and read from the
-    reflections only when it has none. Reflections read: one query, answers: one query, stored
-    facts: one query, whatever the data size.
+    reflections only when it has none. Reflections read: one query, answers: one query, buyers'
+    survey answers: one query, stored facts: one query, whatever the data size.
     """
     k = settings.DEBRIEF_INSIGHT_MIN_SLICE if min_slice is None else min_slice
     scope_kinds = list(scope_kinds or SCOPE_FIELDS)
@@ -594,13 +627,17 @@ def rollup_facts(
         )
     reflections = _reflection_rows(_where("", windows, scope_kinds, scope_key, owner))
     answers = _answer_rows(_where("reflection__", windows, scope_kinds, scope_key, owner))
+    buyers = _buyer_rows(_where("request__reflection__", windows, scope_kinds, scope_key, owner))
     tally = _Tally(wanted=wanted, scope_kinds=scope_kinds, scope_key=scope_key)
     if windows is None:
         # All history: streamed, so that memory stays flat however many years there are. A
         # few periods are fetched at once, which is faster.
-        tally.add(reflections.iterator(STREAM_CHUNK), answers.iterator(STREAM_CHUNK))
+        tally.add(
+            reflections.iterator(STREAM_CHUNK),
+            itertools.chain(answers.iterator(STREAM_CHUNK), buyers.iterator(STREAM_CHUNK)),
+        )
     else:
-        tally.add(reflections, answers)
+        tally.add(reflections, itertools.chain(answers, buyers))
     tally.add_stored(stored)
     if periods is None:
         starts: dict[str, set[datetime.date]] = {kind: set() for kind in wanted}

@@ -36,7 +36,7 @@ PRIMARY = {
 }
 WIN_RATE_DRIVERS = {Dimension.COMPETITOR, Dimension.SEGMENT}
 UNKNOWN_KEY = "unknown"
-VIEWS = [Source.CUSTOMER, Source.REP, Source.ALL]
+VIEWS = [Source.CUSTOMER, Source.REP, Source.BUYER, Source.ALL]
 
 
 class Rules:
@@ -207,7 +207,7 @@ def _group_echoes(candidates: list[InsightFact], cutoff: float) -> list[InsightF
             if moved:
                 driver.headline_note = "The other main reasons moved with it: " + (
                     ", ".join(
-                        f"{f.label} {_pct(f.prev_rate)} → {_pct(f.rate)}"
+                        f"{f.label} {percent(f.prev_rate)} → {percent(f.rate)}"
                         for f in sorted(moved, key=lambda f: f.label)
                     )
                     + "."
@@ -236,8 +236,8 @@ def _group_echoes(candidates: list[InsightFact], cutoff: float) -> list[InsightF
                         None,
                         [
                             driver.headline_note,
-                            f"The overall win rate moved with it, from {_pct(summary.prev_rate)} "
-                            f"to {_pct(summary.rate)}.",
+                            "The overall win rate moved with it, from "
+                            f"{percent(summary.prev_rate)} to {percent(summary.rate)}.",
                         ],
                     )
                 )
@@ -255,7 +255,7 @@ def _attach(echo: InsightFact, driver: InsightFact) -> None:
 
 def _source_note(fact: InsightFact, facts: Sequence[InsightFact], chosen: dict) -> str:
     """For a main reason: say so when the shift shows in reps' own read only."""
-    if fact.dimension not in PRIMARY or fact.source == Source.CUSTOMER:
+    if fact.dimension not in PRIMARY or fact.source in (Source.CUSTOMER, Source.BUYER):
         return ""
     split = {f.source: f for f in facts if f.dimension == fact.dimension and f.key == fact.key}
     rep, customer = split.get(Source.REP), split.get(Source.CUSTOMER)
@@ -270,7 +270,7 @@ def _source_note(fact: InsightFact, facts: Sequence[InsightFact], chosen: dict) 
 
 
 # --- words -------------------------------------------------------------------------------------
-def _pct(rate: float | None) -> str:
+def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{round(rate * 100)}%"
 
 
@@ -311,15 +311,17 @@ def sentence(fact: InsightFact, period: Period, scope_label: str, *, partial: bo
         where = f" in {scope_label}"
     elif fact.scope_kind == ScopeKind.PRODUCT_LINE:
         where = f" for {scope_label}"
-    where += {Source.CUSTOMER: " as customers told it", Source.REP: " in reps' own read"}.get(
-        fact.source, ""
-    )
+    where += {
+        Source.CUSTOMER: " as customers told it",
+        Source.REP: " in reps' own read",
+        Source.BUYER: " as buyers put it in their surveys",
+    }.get(fact.source, "")
     when = f"so far in {period.label}" if partial else f"in {period.label}"
-    now = f"{_pct(fact.rate)}"
+    now = f"{percent(fact.rate)}"
     counts = f"({fact.x} of {fact.base})"
     direction = "up" if fact.change > 0 else "down"
     before = (
-        f"{direction} from {_pct(fact.prev_rate)} ({fact.prev_x} of {fact.prev_base}) "
+        f"{direction} from {percent(fact.prev_rate)} ({fact.prev_x} of {fact.prev_base}) "
         f"in {period.previous().label}"
     )
     label = fact.label

@@ -44,6 +44,7 @@ class Source(models.TextChoices):
     ALL = "all", "Everyone"
     CUSTOMER = "customer", "The customer said so"
     REP = "rep", "The rep's own read"
+    BUYER = "buyer", "What buyers said (surveys)"
 
 
 class Test(models.TextChoices):

@@ -9,6 +9,7 @@ from django.dispatch import receiver
 
 from insights import services
 from reflections.signals import opportunity_reopened, reflection_submitted
+from surveys.signals import survey_answered
 
 
 def _after_commit(day) -> None:
@@ -25,3 +26,8 @@ def reflection_submitted_received(sender, reflection, **kwargs):
 def opportunity_reopened_received(sender, opportunity, reflection=None, **kwargs):
     if reflection is not None:
         _after_commit(reflection.closed_date)
+
+
+@receiver(survey_answered, dispatch_uid="insights_survey_answered")
+def survey_answered_received(sender, survey, **kwargs):
+    _after_commit(survey.reflection.closed_date)

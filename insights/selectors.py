@@ -24,6 +24,7 @@ from accounts import access
 from accounts.models import Role, User
 from customers.models import Segment
 from insights import facts as fact_rules
+from insights import gap as gap_rules
 from insights import headlines, stats
 from insights.models import (
     Dimension,
@@ -173,6 +174,7 @@ class Report(headlines.Rules):
     today: datetime.date | None = None
     tested: int = 0
     tests_used: set[str] = field(default_factory=set)
+    gap: gap_rules.Gap | None = None
 
     @property
     def previous(self) -> Period:
@@ -237,8 +239,13 @@ def _slice_facts(kind: str, period: Period, scope: Scope, user: User) -> tuple[l
     return current, trend
 
 
-def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: str) -> Report:
-    """Everything one dashboard shows, with small slices and rows hidden (not for "mine")."""
+def report_for(
+    user: User, *, kind: str, period: Period, scope: Scope, source: str, with_gap: bool = False
+) -> Report:
+    """
+    Everything one dashboard shows, with small slices and rows hidden (not for "mine"); with
+    `with_gap`, also the perception gap (organisation, team and product line only).
+    """
     k = settings.DEBRIEF_INSIGHT_MIN_SLICE
     exempt = scope.is_mine
     report = Report(
@@ -286,6 +293,14 @@ def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: s
         for f in current
         if f.dimension in PRIMARY and f.source != Source.ALL
     }
+    buyers = {
+        (f.dimension, f.key): f.deals
+        for f in current
+        if f.dimension in PRIMARY and f.source == Source.BUYER
+    }
+    buyer_bases = {
+        f.dimension: f.base for f in current if f.dimension in PRIMARY and f.source == Source.BUYER
+    }
     view = headlines.family(current, source)
     labels = {f"{f.dimension}:{f.key}": f.label for f in view}
     report.tested = sum(1 for f in view if f.p_value is not None)
@@ -303,6 +318,11 @@ def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: s
                 continue
             fact.customer_deals = split.get((dimension, fact.key, Source.CUSTOMER), 0)
             fact.rep_deals = split.get((dimension, fact.key, Source.REP), 0)
+            # What buyers named, among the deals whose buyer answered: shown only where enough
+            # of them did (K, as everywhere).
+            fact.buyer_base = buyer_bases.get(dimension, 0)
+            fact.buyer_deals = buyers.get((dimension, fact.key), 0)
+            fact.buyer_shown = exempt or fact.buyer_base >= k
             fact.is_shift = fact.significant and (exempt or (fact.prev_base or 0) >= k)
             fact.echo_label = labels.get(fact.echo_of, "")
             fact.test_label = Test(fact.test).label if fact.test else ""
@@ -317,6 +337,14 @@ def report_for(user: User, *, kind: str, period: Period, scope: Scope, source: s
         key=lambda f: f.p_value,
     )
     report.quotes = _quotes(user, report)
+    if with_gap and not exempt:
+        report.gap = gap_rules.perception_gap(
+            period=period,
+            scope_kind=scope.kind,
+            scope_key=scope.key,
+            scope_label="" if scope.kind == ScopeKind.ORG else scope.label,
+            today=report.today,
+        )
     return report
 
 

@@ -10,11 +10,12 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from accounts import access
-from insights import selectors, services
+from insights import gap, selectors, services
 from insights.exports import EXPORTABLE, csv_cell, export_rows
 from insights.forms import LessonFilterForm, report_params
 from insights.models import PeriodKind, RunStatus, Source
@@ -24,14 +25,19 @@ from opportunities.models import ProductLine
 REFRESHED_EVENT = "insightsRefreshed"
 
 
-def _report(request):
+def _report(request, *, with_gap: bool = False):
     params = report_params(request.GET)
     options = selectors.scope_options(request.user)
     scope = selectors.scope_for(request.user, params["scope"], options)
     periods = selectors.available_periods(params["kind"])
     period = params["period"] or periods[0]
     report = selectors.report_for(
-        request.user, kind=params["kind"], period=period, scope=scope, source=params["source"]
+        request.user,
+        kind=params["kind"],
+        period=period,
+        scope=scope,
+        source=params["source"],
+        with_gap=with_gap,
     )
     return report, options, periods
 
@@ -51,7 +57,7 @@ def _query(report, **changes) -> str:
 @login_required
 def dashboard(request):
     """Win rate, amounts, cycle time, reasons, competitors, objections and segments."""
-    report, options, periods = _report(request)
+    report, options, periods = _report(request, with_gap=True)
     if report.period not in periods:
         periods = sorted([*periods, report.period], reverse=True)
     dashboard_url = reverse("insights:dashboard")
@@ -156,6 +162,7 @@ def my_reflections(request):
     context.update(
         mirror=selectors.my_mirror(me, kind=kind, period=period),
         objections=selectors.my_objections(me),
+        calibration=gap.calibration(me, today=timezone.localdate()),
         period_kinds=PeriodKind.choices,
     )
     return render(request, "insights/my_reflections.html", context)

@@ -17,8 +17,9 @@ from reflections.models import (
 )
 
 
-class QuestionInline(admin.TabularInline):
-    model = Question
+class FrozenQuestionsInline(admin.TabularInline):
+    """The questions of a versioned set (prompt set, buyer survey): fixed once it is frozen."""
+
     fields = ("order", "kind", "label", "help_text", "required")
     extra = 0
     ordering = ("order", "id")
@@ -34,6 +35,10 @@ class QuestionInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return not self._frozen(obj) and super().has_delete_permission(request, obj)
+
+
+class QuestionInline(FrozenQuestionsInline):
+    model = Question
 
 
 @admin.register(PromptSet)

@@ -54,6 +54,7 @@ def sections(request, company) -> list[dict]:
             "slot": "main",
             "template": "reflections/brief/reflections.html",
             "context": {"reflections": selectors.company_reflections(company.pk)},
+            "order": 10,
         },
         {
             "slot": "main",

@@ -29,6 +29,13 @@ class Reason(models.Model):
     """
 
     label = models.CharField(max_length=100)
+    buyer_label = models.CharField(
+        "wording for buyers",
+        max_length=150,
+        blank=True,
+        help_text="How buyer surveys put this reason, from the buyer's side "
+        "(e.g. “Your price” becomes “The price”). Empty: the label.",
+    )
     outcome = models.CharField(max_length=12, choices=Outcome.choices)
     active = models.BooleanField(default=True)
     order = models.PositiveSmallIntegerField(default=100)
@@ -53,6 +60,10 @@ class Reason(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.get_outcome_display().lower()})"
+
+    @property
+    def buyer_wording(self) -> str:
+        return self.buyer_label or self.label
 
 
 class Objection(models.Model):

@@ -134,7 +134,8 @@ def admin_client_(client, admin_user):
 @pytest.fixture
 def defaults(db):
     """
-    The rows the data migrations create (reasons, objections, prompt sets, suppression rules).
+    The rows the data migrations create (reasons, objections, prompt sets, suppression rules,
+    buyer survey templates).
     Transactional tests truncate every table when they end, so tests that may run after one
     re-create them here; the migrations' functions are idempotent.
     """
@@ -146,6 +147,7 @@ def defaults(db):
         apps, None
     )
     import_module("customers.migrations.0003_default_suppression_rules").create_rules(apps, None)
+    import_module("surveys.migrations.0002_default_templates").create(apps, None)
 
 
 @pytest.fixture

@@ -16,9 +16,11 @@ from django.urls import URLResolver, get_resolver, reverse
 from customers import suppression
 from customers.models import SuppressionOverride
 from reflections.models import Outcome
+from surveys import tokens as survey_tokens
 from tests.factories import CompanyFactory, ContactFactory, OpportunityFactory, ProductFactory
 from tests.reflections.conftest import lost_answers
 from tests.reflections.test_close_service import close
+from tests.surveys.conftest import ask_and_send
 
 PERSONAS = ["anonymous", "rep", "other_rep", "manager", "other_manager", "admin"]
 LOGIN = 302  # anonymous users are sent to the login page
@@ -111,6 +113,14 @@ MATRIX: dict[str, Entry] = {
     # Only the author amends (here the rep); everyone else gets 404.
     "reflections:amend": Entry(args=("{reflection}",), expect=scoped(manager=404, admin=404)),
     "reflections:debrief_create": Entry(args=("{company}",)),
+    # Asking a buyer: the deal's owner, their manager and admins (a second ask is refused
+    # with a message, still 302); the other team gets 404.
+    "surveys:ask": Entry(args=("{closed_deal}",), method="post", expect=scoped(302)),
+    # The buyer's pages need no login: the signed link is the key
+    # (test_public_survey_urls_refuse_without_a_valid_token shows the other side).
+    "surveys:answer": Entry(args=("{survey_token}",), anonymous=200),
+    "surveys:thanks": Entry(args=("{survey_token}",), anonymous=200),
+    "surveys:opt_out": Entry(args=("{survey_token}",), anonymous=200),
     "insights:dashboard": Entry(),
     # Everyone opens their own private page; whose it is never comes from the request
     # (tests/insights/test_my_reflections.py shows no one reads another's).
@@ -165,7 +175,10 @@ def world(rep, other_rep, manager, other_manager, admin_user, lost_set):
         product_line_id=product.line_id,
     ).suppressed
     run = InsightRun.objects.create(requested_by=manager)
+    closed_deal.refresh_from_db()
+    survey = ask_and_send(rep, closed_deal)
     return {
+        "survey_token": survey_tokens.make(survey),
         "team": rep.team_id,
         "company": company.pk,
         "contact": contact.pk,
@@ -200,3 +213,13 @@ def test_permission_matrix(client, request, world, name, persona):
     )
     if persona == "anonymous" and expected == LOGIN:
         assert response.url.startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["surveys:answer", "surveys:thanks", "surveys:opt_out"])
+def test_public_survey_urls_refuse_without_a_valid_token(client, world, name):
+    token = world["survey_token"]
+    for bad in (token[:-1] + ("A" if token[-1] != "A" else "B"), "x", token.upper()):
+        for method in ("get", "post"):
+            response = getattr(client, method)(reverse(name, args=[bad]))
+            assert response.status_code in (404, 405), (name, bad, method)

@@ -37,3 +37,11 @@ def interval(low, high) -> str:
     if low is None or high is None:
         return ""
     return f"{round(float(low) * 100)}–{round(float(high) * 100)}%"
+
+
+@register.simple_tag
+def share(part, whole) -> str:
+    """part of whole as a percentage: 3, 12 -> "25%"; no whole -> "—"."""
+    if not whole:
+        return "—"
+    return f"{round(part * 100 / whole)}%"

@@ -120,3 +120,38 @@ def test_seed_demo_builds_a_lived_in_pipeline_once(settings):
     assert contact.phone_normalized.startswith("+44")
     assert contact.email == contact.email.lower()
     assert contact.email.endswith("@" + contact.company.domain)
+
+    # Buyer surveys on about a third of closed deals, disagreeing as buyers do: they name
+    # price less often than reps, and product fit and timing more often. None went to a
+    # do-not-contact contact.
+    from reflections.models import Answer
+    from surveys.models import SurveyAnswer, SurveyRequest, SurveyStatus
+
+    answered = SurveyRequest.objects.filter(status=SurveyStatus.ANSWERED)
+    assert 0.25 <= answered.count() / closed.count() <= 0.4
+    assert SurveyRequest.objects.filter(status=SurveyStatus.BOUNCED).exists()
+    assert not SurveyRequest.objects.filter(contact__do_not_contact=True).exists()
+    surveyed = answered.values("reflection")
+    rep_main = Answer.objects.filter(
+        reflection__in=surveyed, question__kind="primary_reason", reason__isnull=False
+    )
+    buyer_main = SurveyAnswer.objects.filter(
+        request__in=answered, question__kind="main_reason", reason__isnull=False
+    )
+
+    def share(rows, outcome, label):
+        return rows.filter(reason__outcome=outcome, reason__label=label).count() / max(
+            rows.filter(reason__outcome=outcome).count(), 1
+        )
+
+    assert share(buyer_main, "lost", "Price") < share(rep_main, "lost", "Price")
+    assert share(buyer_main, "lost", "Product fit") > share(rep_main, "lost", "Product fit")
+    assert share(buyer_main, "lost", "Timing") > share(rep_main, "lost", "Timing")
+    rep_said = dict(rep_main.values_list("reflection_id", "reason_id"))
+    pairs = [
+        (rep_said[r], b)
+        for r, b in buyer_main.values_list("request__reflection_id", "reason_id")
+        if r in rep_said
+    ]
+    agree = sum(1 for a, b in pairs if a == b) / len(pairs)
+    assert 0.15 <= agree <= 0.5, agree

@@ -11,6 +11,7 @@ from insights import services
 from reflections.models import CallDebrief
 from tests.factories import CompanyFactory, ProductFactory, ProductLineFactory
 from tests.insights.conftest import Closer
+from tests.insights.test_perception_gap import buyer_says
 
 pytestmark = pytest.mark.django_db
 
@@ -154,13 +155,15 @@ def test_query_count_is_the_same_for_50_and_500_reflections(client, rep, django_
     counts = []
     for total in (50, 500):
         while closer.owner.opportunities.count() < total:
-            closer.close(
+            reflection = closer.close(
                 "lost" if closer.owner.opportunities.count() % 3 else "won",
                 DAY,
                 "Price" if closer.owner.opportunities.count() % 3 else "Product fit",
                 objections=["Price too high"],
                 text="A lesson",
             )
+            if reflection.pk % 2:
+                buyer_says(reflection, "Product fit")
         services.insights_rebuild()
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
@@ -169,6 +172,37 @@ def test_query_count_is_the_same_for_50_and_500_reflections(client, rep, django_
             assert client.get(URL).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
-    # Session, user, product lines, lessons (count, page), periods, my facts (2), the
-    # organisation's facts, objections heard, their won answers.
-    assert counts[0] <= 12, counts
+    # Session, user, product lines, lessons (count, page), periods, my facts (3: reflections,
+    # answers, buyers' answers), the organisation's facts, objections heard, their won
+    # answers, my calibration (2: mine, everyone's).
+    assert counts[0] <= 15, counts
+
+
+def test_my_calibration_counts_only_my_deals_against_my_buyers(rep_client, rep, teammate):
+    mine, theirs = Closer(rep), Closer(teammate)
+    for said, source, buyer in [
+        ("Price", "customer", "Price"),
+        ("Price", "customer", "Price"),
+        ("Price", "customer", "Timing"),
+        ("Price", "rep", "Product fit"),
+    ]:
+        buyer_says(mine.close("lost", DAY, said, source=source), buyer)
+    for _ in range(4):
+        buyer_says(theirs.close("lost", DAY, "Timing", source="rep"), "Timing")
+    page = rep_client.get(URL).content.decode()
+    section = page.split('id="calibration-title"')[1].split("</section>")[0]
+    rows = {
+        label: section.split(label)[1].split("</tr>")[0]
+        for label in ("All my closes", "the customer said so", "my own read")
+    }
+    assert '<td class="num">4</td>' in rows["All my closes"]
+    assert "50%" in rows["All my closes"]  # 2 of my 4
+    assert "75%" in rows["All my closes"]  # everyone: 6 of 8
+    assert "67%" in rows["the customer said so"]  # 2 of my 3
+    assert "0%" in rows["my own read"]  # 0 of my 1
+    assert "Only you see this" in section
+
+
+def test_calibration_without_surveys_says_how_to_get_one(rep_client, two_reps):
+    page = rep_client.get(URL).content.decode()
+    assert "None of your buyers has answered a survey" in page

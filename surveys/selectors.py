@@ -1,0 +1,49 @@
+"""Reads for buyer surveys: a deal's requests, a link's survey, and the buyer's own words."""
+
+from django.db.models import Prefetch, QuerySet
+
+from opportunities.models import Opportunity
+from surveys import tokens
+from surveys.models import SurveyAnswer, SurveyQuestionKind, SurveyRequest, SurveyStatus
+
+
+def requests_of(opportunity: Opportunity) -> QuerySet[SurveyRequest]:
+    """Every survey asked about this deal (one per close), newest first."""
+    return SurveyRequest.objects.filter(opportunity=opportunity).select_related(
+        "contact", "requested_by", "reflection"
+    )
+
+
+def survey_for_token(token: str) -> SurveyRequest | None:
+    """The survey a link opens, with what its page shows; None for a link not made here."""
+    found = tokens.read(token)
+    if found is None:
+        return None
+    pk, nonce = found
+    return (
+        SurveyRequest.objects.select_related(
+            "template", "reflection", "opportunity__company", "opportunity__product"
+        )
+        .prefetch_related("template__questions", "answers")
+        .filter(pk=pk, nonce=nonce)
+        .first()
+    )
+
+
+def buyer_words(company_id: int, limit: int = 5) -> list[SurveyRequest]:
+    """The latest answered surveys of a company's deals, with the answers the brief shows."""
+    return list(
+        SurveyRequest.objects.filter(
+            opportunity__company_id=company_id, status=SurveyStatus.ANSWERED
+        )
+        .select_related("opportunity__product", "reflection", "contact")
+        .prefetch_related(
+            Prefetch(
+                "answers",
+                queryset=SurveyAnswer.objects.exclude(
+                    question__kind=SurveyQuestionKind.OTHER_REASONS
+                ).select_related("question", "reason", "competitor"),
+            )
+        )
+        .order_by("-answered_at", "-id")[:limit]
+    )
