@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.demo import DemoContext
+from accounts.models import User
 from customers.models import Contact
 from opportunities.models import Competitor
 from reflections.models import Answer, QuestionKind, Reason
@@ -117,6 +118,8 @@ def seed(ctx: DemoContext) -> None:
     )
     now = timezone.now()
     days = settings.DEBRIEF_SURVEY_ASK_EVERY_DAYS
+    # The demo rep asks more often, so that their private calibration has something to say.
+    demo_rep = User.objects.filter(email="rep@debrief.example").values_list("pk", flat=True).first()
     last_asked: dict[str, datetime.date] = {}
     pending: list[tuple[SurveyRequest, list[SurveyAnswer]]] = []
     made = answered = 0
@@ -144,7 +147,8 @@ def seed(ctx: DemoContext) -> None:
         rep_label,
         rep_source,
     ) in rows.iterator(chunk_size=BATCH):
-        if outcome not in templates or contact_id not in reachable or rng.random() > 0.62:
+        chance = 0.85 if owner_id == demo_rep else 0.62
+        if outcome not in templates or contact_id not in reachable or rng.random() > chance:
             continue
         # The demo keeps the rule it teaches: a contact is asked at most once in `days`.
         previous = last_asked.get(email)

@@ -251,3 +251,46 @@ def test_public_form_never_answers_500(client, sent_survey, settings, data):
     client.raise_request_exception = False
     response = client.post(f"/survey/{tokens.make(sent_survey)}/", posted)
     assert response.status_code in (302, 400, 409, 422, 429)
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_form_sent_twice_at_once_saves_once(rep, defaults, lost_set, mailoutbox):
+    import threading
+
+    from django.core.exceptions import ValidationError
+
+    from surveys import services
+
+    survey = ask_and_send(rep, closed_lost(rep, lost_set))
+    questions = {q.kind: q for q in survey.template.questions.all()}
+    reasons = {r.label: r for r in Reason.objects.filter(outcome=Outcome.LOST)}
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def send(label):
+        try:
+            barrier.wait()
+            services.survey_answer(
+                survey=survey,
+                answers=[
+                    services.BuyerAnswer(
+                        questions[SurveyQuestionKind.MAIN_REASON], reason=reasons[label]
+                    )
+                ],
+                revision=0,
+            )
+            results.append("saved")
+        except ValidationError as exc:
+            results.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(label,)) for label in ("Price", "Timing")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["saved", "stale"]
+    assert SurveyAnswer.objects.filter(request=survey).count() == 1
+    assert SurveyRequest.objects.get(pk=survey.pk).revision == 1
