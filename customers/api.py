@@ -4,7 +4,9 @@ MAX_ITEMS contacts per call, with a bearer token from `create_api_token` or the 
 """
 
 import json
+import re
 
+import numpy as np
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
@@ -14,6 +16,9 @@ from customers import suppression
 from customers.normalize import normalize_domain, normalize_email, normalize_phone
 
 MAX_ITEMS = 1000
+# 1,000 contacts of four fields at the longest allowed length, with room for JSON's quoting;
+# a larger body is refused before it is read.
+MAX_BODY_BYTES = 2 * 1024 * 1024
 FIELDS = ("email", "phone", "company_domain", "product")
 KEYS = ("email", "phone", "company_domain")
 # Longer than any e-mail address (320), phone number, domain (253) or product name.
@@ -30,15 +35,33 @@ def _error(status: int, message: str, **headers) -> JsonResponse:
     return response
 
 
-def _printable(value: str) -> str:
-    value = value.replace("\x00", "\ufffd")
-    if value.isascii():
-        return value
-    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _is_text(value: str) -> bool:
+    """False for a string holding a NUL byte or a lone surrogate (JSON allows both)."""
+    return _NOT_TEXT.search(value) is None
+
+
+# The body is {"contacts": [{...}, ...]}: three levels. Deeper nesting is refused before the
+# parser (which recurses per level) sees it.
+MAX_DEPTH = 8
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_OPEN = bytes.maketrans(b"[{]}", b"\x01\x01\x02\x02")
+
+
+def _depth(body: bytes) -> int:
+    """How deeply the JSON text nests arrays and objects, outside its strings."""
+    skeleton = _STRINGS.sub(b"", body).translate(_OPEN)
+    marks = np.frombuffer(skeleton, dtype=np.uint8)
+    steps = (marks == 1).astype(np.int32) - (marks == 2).astype(np.int32)
+    return int(steps.cumsum().max(initial=0))
 
 
 def _parse(body: bytes) -> list[suppression.Pitch]:
     """The request's contacts as pitches, or ValueError with a message for the client."""
+    if _depth(body) > MAX_DEPTH:
+        raise ValueError("The body nests too deeply; send a flat list of contacts.")
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -70,9 +93,12 @@ def _parse(body: bytes) -> list[suppression.Pitch]:
                     f"contacts[{index}].{field} is {len(value)} characters long; "
                     f"at most {MAX_FIELD_LENGTH} are allowed."
                 )
-            # No stored contact detail holds a NUL byte or a lone surrogate (PostgreSQL and
-            # UTF-8 cannot): such a character becomes U+FFFD, which matches nothing.
-            item[field] = _printable(value)
+            if not _is_text(value):
+                # No stored contact detail can hold one (PostgreSQL and UTF-8 cannot).
+                raise ValueError(
+                    f"contacts[{index}].{field} holds a NUL byte or a lone surrogate, which is "
+                    "not text; remove it and send the call again."
+                )
         if not any((item.get(key) or "").strip() for key in KEYS):
             raise ValueError(f"contacts[{index}] needs at least one of {', '.join(KEYS)}.")
         pitches.append(
@@ -95,6 +121,16 @@ def suppression_check(request):
             401,
             "A valid API token is required: send 'Authorization: Bearer <token>'.",
             WWW_Authenticate='Bearer realm="debrief"',
+        )
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return _error(400, "The Content-Length header is not a number.")
+    if length > MAX_BODY_BYTES:
+        return _error(
+            413,
+            f"The body is {length:,} bytes; send at most {MAX_BODY_BYTES:,} "
+            f"({MAX_ITEMS} contacts) per call.",
         )
     try:
         pitches = _parse(request.body)
@@ -206,6 +242,14 @@ def _schema() -> dict:
                         },
                         "401": {
                             "description": "No or bad token.",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                        "413": {
+                            "description": "The body is larger than 1000 contacts can be.",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                        "500": {
+                            "description": "A fault on the server; nothing was changed.",
                             "content": {"application/json": {"schema": error}},
                         },
                     },

@@ -3,8 +3,9 @@ Checking a call list against the suppressions: a CSV comes in with any of the co
 `phone`, `company_domain` (and optionally `product`), and goes back out, streamed, with
 `suppressed`, `reason` and `until` added.
 
-The file is read twice: once to validate all of it (UTF-8, CSV, a usable column, at most
-MAX_ROWS rows) before a single byte is answered, so a bad file gets a clear message instead of
+The file is read twice: once to validate all of it (text in UTF-8, with or without a byte order
+mark, UTF-16 with its byte order mark, or Windows-1252; CSV; a usable column; at most MAX_ROWS
+rows) before a single byte is answered, so a bad file gets a clear message instead of
 half a download; then again in batches of BATCH_ROWS rows, each checked set-based with a fixed
 number of queries. Nothing is stored.
 """
@@ -37,11 +38,16 @@ class CallListError(ValueError):
     """The file cannot be checked; the message says why and what to do."""
 
 
+# Error messages name at most this many columns, then say how many more there are.
+NAMED_COLUMNS = 5
+
+
 @dataclass(frozen=True)
 class Layout:
     header: list[str]
     columns: dict[str, int]  # known column name -> index
     rows: int
+    encoding: str = "utf-8-sig"
 
 
 def escape_cell(value: str) -> str:
@@ -52,10 +58,10 @@ def escape_cell(value: str) -> str:
 
 
 @contextmanager
-def _text(upload) -> Iterator[io.TextIOWrapper]:
+def _text(upload, encoding: str) -> Iterator[io.TextIOWrapper]:
     """The upload as text, detached afterwards so that the file stays open for a second read."""
     upload.seek(0)
-    wrapper = io.TextIOWrapper(upload.file, encoding="utf-8-sig", newline="")
+    wrapper = io.TextIOWrapper(upload.file, encoding=encoding, newline="")
     try:
         yield wrapper
     finally:
@@ -71,32 +77,47 @@ def validate(upload) -> Layout:
             f"The file is {upload.size / 1024 / 1024:.0f} MB; the limit is "
             f"{MAX_BYTES // 1024 // 1024} MB ({MAX_ROWS:,} rows). Split it and check each part."
         )
-    upload.seek(0)
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    for chunk in iter(lambda: upload.read(256 * 1024), b""):
-        if b"\x00" in chunk:
-            raise CallListError("This is not a CSV file (it contains binary data).")
-        try:
-            decoder.decode(chunk)
-        except UnicodeDecodeError as exc:
-            raise CallListError(
-                f"The file is not UTF-8 text (a bad byte near byte {offset + exc.start:,}). "
-                "Save it as “CSV UTF-8” and upload it again."
-            ) from exc
-        offset += len(chunk)
+    encoding = _encoding(upload)
     try:
-        decoder.decode(b"", final=True)  # a file that ends inside a character
-    except UnicodeDecodeError as exc:
-        raise CallListError(
-            "The file is not UTF-8 text (it ends in the middle of a character). "
-            "Save it as “CSV UTF-8” and upload it again."
-        ) from exc
-    try:
-        with _text(upload) as text:
-            return _layout(csv.reader(text, strict=True))
+        with _text(upload, encoding) as text:
+            layout = _layout(csv.reader(text, strict=True))
     except csv.Error as exc:
         raise CallListError(f"This is not a readable CSV file: {exc}.") from exc
+    return Layout(layout.header, layout.columns, layout.rows, encoding)
+
+
+def _encoding(upload) -> str:
+    """
+    How the file is written: a byte order mark says UTF-16 or UTF-8; without one, UTF-8 if
+    every byte reads as UTF-8, else Windows-1252 (what older spreadsheet programs save as
+    "CSV"), if every byte reads as that. Anything else, or a NUL in the text, is refused.
+    """
+    upload.seek(0)
+    start = upload.read(4)
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return _check(upload, "utf-16")
+    try:
+        return _check(upload, "utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return _check(upload, "cp1252")
+    except UnicodeDecodeError as exc:
+        raise CallListError(
+            "The file is not text we can read (it is neither UTF-8, UTF-16 nor Windows-1252). "
+            "Save it as “CSV UTF-8” and upload it again."
+        ) from exc
+
+
+def _check(upload, encoding: str) -> str:
+    """Decode the whole file as `encoding` (UnicodeDecodeError if it is not)."""
+    upload.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    for chunk in iter(lambda: upload.read(256 * 1024), b""):
+        if "\x00" in decoder.decode(chunk):
+            raise CallListError("This is not a CSV file (it contains binary data).")
+    decoder.decode(b"", final=True)  # a file that ends inside a character
+    return encoding
 
 
 def _layout(reader) -> Layout:
@@ -107,10 +128,14 @@ def _layout(reader) -> Layout:
     names = [name.strip().lower() for name in header]
     columns = {name: i for i, name in enumerate(names) if name in (*KEY_COLUMNS, "product")}
     if not any(name in columns for name in KEY_COLUMNS):
+        found = [h for h in header if h.strip()]
+        named = ", ".join(found[:NAMED_COLUMNS]) or "nothing"
+        if len(found) > NAMED_COLUMNS:
+            named += f" and {len(found) - NAMED_COLUMNS:,} more"
         raise CallListError(
             "No usable column. The first line must name at least one of: "
             + ", ".join(KEY_COLUMNS)
-            + f" (found: {', '.join(h for h in header if h) or 'nothing'})."
+            + f" (found: {named})."
         )
     rows = 0
     for row in reader:
@@ -209,7 +234,7 @@ def annotate(upload, layout: Layout) -> Iterator[str]:
             lines.append(own[:-2] + cells)  # without its "\r\n"
         return "".join(lines)
 
-    with _text(upload) as text:
+    with _text(upload, layout.encoding) as text:
         reader = csv.reader(text, strict=True)
         next(reader, None)
         # Rows as tuples: the garbage collector stops tracking those, not lists (see

@@ -62,3 +62,25 @@ def test_ids_in_query_strings_are_ascii_digits_or_nothing(rep_client, value):
     """ "²" passes str.isdigit() but not int(): such a value is no id, not an error."""
     response = rep_client.get(reverse("customers:pitch_status"), {"company": value})
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("raw", ["%FF", "%ED%A0%80", "%C0%AF", "%E2%82"])
+def test_bytes_that_are_not_utf8_answer_400(rep_client, rep, raw):
+    """A lone surrogate or a stray byte is refused, not quietly turned into U+FFFD."""
+    response = rep_client.get(reverse("opportunities:pipeline") + f"?q=a{raw}b")
+    assert response.status_code == 400
+    assert "not UTF-8 text" in response.content.decode()
+    company = CompanyFactory()
+    before = Opportunity.objects.count()
+    response = rep_client.post(
+        reverse("opportunities:create"),
+        data=f"company={company.pk}&title=Deal{raw}&amount=100&owner={rep.pk}",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 400
+    assert Opportunity.objects.count() == before
+
+
+def test_text_in_other_scripts_is_text(rep_client):
+    response = rep_client.get(reverse("opportunities:pipeline"), {"q": "Zoë 東京 😀 ١٢٣"})
+    assert response.status_code == 200

@@ -1,4 +1,5 @@
 import json
+from unittest import mock
 
 import pytest
 from django.core.management import call_command
@@ -97,7 +98,8 @@ def test_revoked_token_is_401(client):
         ('{"contacts": [{"product": "X"}]}', "needs at least one of"),
         ('{"contacts": ["a@b.c"]}', "must be an object"),
         ("[" * 100_000, "nests too deeply"),
-        (json.dumps({"contacts": [{"email": "a" * 10_000_000}]}), "at most 320"),
+        (json.dumps({"contacts": [{"email": "a" * 1000}]}), "at most 320"),
+        ('{"contacts": [[[[[[[[[["a@b.c"]]]]]]]]]]}', "nests too deeply"),
     ],
     ids=[
         "bad-json",
@@ -109,7 +111,8 @@ def test_revoked_token_is_401(client):
         "no-key",
         "not-item",
         "deep-nesting",
-        "ten-megabyte-email",
+        "long-email",
+        "nesting-within-the-limit-of-the-parser",
     ],
 )
 def test_bad_requests_are_400_with_a_message(client, token, body, message):
@@ -129,16 +132,44 @@ def test_bad_requests_are_400_with_a_message(client, token, body, message):
     ],
     ids=["nul-in-email", "nul-in-domain", "nul-in-phone", "lone-surrogate", "nul-in-product"],
 )
-def test_characters_no_contact_holds_match_nothing(client, token, contact):
-    """A NUL byte or a lone surrogate cannot be stored, so it can match no suppression."""
+def test_characters_that_are_not_text_are_refused_with_the_field_named(client, token, contact):
+    """A NUL byte or a lone surrogate cannot be stored or matched: the call is refused."""
     response = post(client, json.dumps({"contacts": [contact]}), token, raw=True)
-    assert response.status_code == 200
-    assert response.json() == {"results": [{"suppressed": False, "reason": None, "until": None}]}
+    assert response.status_code == 400
+    assert "holds a NUL byte or a lone surrogate" in response.json()["error"]
+    bad = next(k for k, v in contact.items() if "\u0000" in v or "\ud800" in v)
+    assert response.json()["error"].startswith(f"contacts[0].{bad} ")
 
 
 def test_get_is_405(client, token):
     response = client.get(URL, HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 405
+    assert response.json()["error"] == "Use POST."
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(client, token):
+    body = json.dumps({"contacts": [{"email": "a" * 10_000_000}]})
+    with mock.patch("customers.api._parse") as parse:
+        response = post(client, body, token, raw=True)
+    assert response.status_code == 413
+    assert "send at most" in response.json()["error"]
+    parse.assert_not_called()
+
+
+def test_every_api_error_is_json_without_internals(client, token):
+    nul = client.get(reverse("api_schema") + "?x=%00")
+    assert nul.status_code == 400 and "NUL byte" in nul.json()["error"]
+    missing = client.get("/api/no-such-endpoint")
+    assert missing.status_code == 404 and "/api/schema" in missing.json()["error"]
+    wrong = client.post(reverse("api_schema"))
+    assert wrong.status_code == 405 and wrong.json()["error"] and "Allow" in wrong
+    client.raise_request_exception = False
+    with mock.patch("customers.api.suppression.check_many", side_effect=RuntimeError("boom")):
+        crash = post(client, {"contacts": [{"email": "a@b.c"}]}, token)
+    assert crash.status_code == 500
+    assert crash["Content-Type"] == "application/json"
+    assert "boom" not in crash.content.decode() and "Traceback" not in crash.content.decode()
+    assert "nothing was changed" in crash.json()["error"]
 
 
 def test_create_api_token_prints_it_once_and_stores_only_a_hash(capsys):

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, settings
 
 from accounts.tokens import api_token_create
 from crm_site.wsgi import application  # noqa: E402  (Django is set up by pytest-django)
+from tests.fuzz.test_every_url import NASTY
 
 # Loaded through the app itself, as a client would: the schema view needs no database.
 schema = schemathesis.openapi.from_wsgi("/api/schema", application)
@@ -45,3 +46,31 @@ def _keep_the_test_connection():
 @pytest.mark.django_db
 def test_api_matches_its_openapi_document(case, token):
     case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
+
+
+HOSTILE = [
+    *NASTY,
+    "\ud800",
+    "\udfff@x.example",
+    "a" * 320,
+    "a" * 321,
+    "x" * 100_000,
+    "[" * 5_000,
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["email", "phone", "company_domain", "product"])
+def test_api_answers_hostile_strings_as_its_document_says(token, field):
+    """The fuzzing's hostile strings in every field, each answer checked against the schema."""
+    operation = schema["/api/suppressions/check"]["POST"]
+    for value in HOSTILE:
+        contact = {field: value}
+        if field == "product":
+            contact["email"] = "someone@x.example"
+        case = operation.Case(body={"contacts": [contact]}, media_type="application/json")
+        response = case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code in (200, 400), (field, value[:40], response.status_code)
+    deep = operation.Case(body={"contacts": [{"email": [[[["a@b.c"]]]]}]})
+    response = deep.call_and_validate(headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 400

@@ -1,3 +1,4 @@
+import codecs
 import csv
 import io
 
@@ -101,18 +102,46 @@ def test_formula_cells_are_escaped(rep_client, blocked):
     "content, message",
     [
         ("name,city\nDana,Leeds\n", b"No usable column"),
-        (b"email\n\xe9l\xe8ve@example.com\n", b"not UTF-8"),
-        (b"email\nx@y.example\xc2", b"not UTF-8"),
+        # Neither UTF-8 nor Windows-1252 (0x81 is not a character there).
+        (b"email\n\xe9l\xe8ve@example.com\x81\n", b"neither UTF-8, UTF-16 nor Windows-1252"),
+        ("email\nx@y.example".encode("utf-16-le"), b"not a CSV file"),  # UTF-16, no BOM
         (b"PK\x03\x04\x00\x00binary", b"not a CSV file"),
         ("", b"The submitted file is empty"),
         ('email\n"unterminated\n', b"not a readable CSV"),
     ],
-    ids=["no-usable-column", "latin-1", "cut-character", "binary", "empty", "broken-quotes"],
+    ids=["no-usable-column", "not-text", "utf16-without-bom", "binary", "empty", "broken-quotes"],
 )
 def test_bad_files_get_a_clear_message(rep_client, content, message, settings):
     response = rep_client.post(URL, {"file": upload(content)})
     assert response.status_code == 400
     assert message in response.content, response.content[-3000:]
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: text.encode("utf-8"),
+        lambda text: codecs.BOM_UTF8 + text.encode("utf-8"),
+        lambda text: text.encode("utf-16"),  # with its byte order mark, as "Unicode text"
+        lambda text: codecs.BOM_UTF16_BE + text.encode("utf-16-be"),
+        lambda text: text.encode("cp1252"),
+    ],
+    ids=["utf8", "utf8-bom", "utf16-le-bom", "utf16-be-bom", "windows-1252"],
+)
+def test_spreadsheet_encodings_are_read(rep_client, blocked, encode):
+    text = "email,name\r\ndana@brightwater.example,Dana Müller\r\nfree@x.example,Zoë\r\n"
+    rows = rows_of(rep_client.post(URL, {"file": upload(encode(text))}))
+    assert rows[1][:3] == ["dana@brightwater.example", "Dana Müller", "yes"]
+    assert rows[2][:3] == ["free@x.example", "Zoë", "no"]
+
+
+def test_a_header_of_many_columns_is_named_briefly(rep_client):
+    header = ",".join(f"column{i}" for i in range(10_000))
+    response = rep_client.post(URL, {"file": upload(header + "\n" + "x," * 9_999 + "x\n")})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "column0, column1, column2, column3, column4 and 9,995 more" in body
+    assert "column5" not in body and len(body) < 20_000
 
 
 def test_too_many_rows_is_refused(rep_client, monkeypatch):
