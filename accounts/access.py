@@ -13,7 +13,7 @@ customer's history before a call.
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from accounts.models import Role, Team, User
+from accounts.models import Role, Team, User, login_key
 
 
 def managed_team_ids(user: User) -> list[int]:
@@ -73,6 +73,21 @@ def can_act_for(actor: User, owner: User) -> bool:
     return False
 
 
+def can_edit_company(user: User, company) -> bool:
+    """
+    Companies are shared records that everyone reads; changing one (its name, its domain,
+    which suppressions and call lists match on) is for managers and administrators, and for a
+    rep who added it or who owns a deal there.
+    """
+    if not user.is_active:
+        return False
+    if user.role in (Role.ADMIN, Role.MANAGER):
+        return True
+    if company.created_by_id == user.pk:
+        return True
+    return company.opportunities.filter(owner=user).exists()
+
+
 def manages(manager: User, user: User) -> bool:
     """Whether manager manages user's team (used for approvals: an admin counts too)."""
     if manager.role == Role.ADMIN:
@@ -100,9 +115,9 @@ def login_name(request, credentials: dict | None) -> str:
     and Django's failure signal under the login form's "username": read both.
     """
     source = credentials if credentials is not None else request.POST
-    name = (source.get("email") or source.get("username") or "").strip().lower()
-    # No e-mail address is longer than 254 characters; the lockout table holds 255.
-    return name[:254]
+    # The same form as the account lookup (accounts.models.login_key), at most 254 characters
+    # (the lockout table holds 255).
+    return login_key(source.get("email") or source.get("username") or "")
 
 
 def private_subject(request) -> User:

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
-from accounts.models import User
+from accounts.models import User, login_key
 
 
 class UserAdminCreationForm(AdminUserCreationForm):
@@ -10,7 +10,7 @@ class UserAdminCreationForm(AdminUserCreationForm):
         fields = ("email", "full_name", "role", "team")
 
     def clean_email(self):
-        email = self.cleaned_data["email"].strip().lower()
+        email = login_key(self.cleaned_data["email"])
         if User.objects.filter(email__iexact=email).exists():
             raise forms.ValidationError("A user with this e-mail address already exists.")
         return email
@@ -22,7 +22,7 @@ class UserAdminChangeForm(UserChangeForm):
         fields = ("email", "full_name", "role", "team", "is_active")
 
     def clean_email(self):
-        email = self.cleaned_data["email"].strip().lower()
+        email = login_key(self.cleaned_data["email"])
         clash = User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk)
         if clash.exists():
             raise forms.ValidationError("A user with this e-mail address already exists.")

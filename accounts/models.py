@@ -1,3 +1,5 @@
+import unicodedata
+
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
@@ -10,13 +12,23 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Administrator"
 
 
+def login_key(value: str) -> str:
+    """
+    The one form of a login e-mail that is stored, looked up and counted by the lockout:
+    Unicode-normalised (NFKC), trimmed, lower-cased, at most the 254 characters an address can
+    have. Lookups match it exactly, so that a look-alike such as a dotless ı, which a database's
+    case-insensitive match would equate with i, never reaches someone else's account.
+    """
+    return unicodedata.normalize("NFKC", value or "").strip().lower()[:254]
+
+
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
     def _create_user(self, email: str, password: str | None, **extra):
         if not email:
             raise ValueError("An e-mail address is required.")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=login_key(self.normalize_email(email)), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -30,7 +42,7 @@ class UserManager(BaseUserManager):
         return self._create_user(email, password, **extra)
 
     def get_by_natural_key(self, username):
-        return self.get(email__iexact=username)
+        return self.get(email=login_key(username))
 
 
 class Team(models.Model):
@@ -90,7 +102,7 @@ class User(AbstractBaseUser):
 
     def clean(self):
         super().clean()
-        self.email = self.__class__.objects.normalize_email(self.email).lower()
+        self.email = login_key(self.__class__.objects.normalize_email(self.email))
 
     def get_full_name(self) -> str:
         return self.full_name

@@ -46,6 +46,32 @@ class RequestLogMiddleware:
         return response
 
 
+class ScrubRequestFilter(logging.Filter):
+    """
+    Django's own error lines (django.request, django.security) carry the request: its repr,
+    and so the JSON line, would hold the full query string. Each such record keeps only the
+    method and the route pattern, and a message that names a path loses its query string.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if request is not None and hasattr(request, "method"):
+            match = getattr(request, "resolver_match", None)
+            route = f"/{match.route}" if match else "(unmatched)"
+            record.request = f"{request.method} {route}"
+            record.request_id = getattr(request, "request_id", "")
+            if record.args:
+                record.args = tuple(
+                    _without_query(a) if isinstance(a, str) else a for a in record.args
+                )
+            record.msg = _without_query(str(record.msg))
+        return True
+
+
+def _without_query(text: str) -> str:
+    return text.split("?", 1)[0] if "?" in text else text
+
+
 _task_started: dict[str, float] = {}
 
 

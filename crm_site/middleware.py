@@ -9,6 +9,7 @@ input, and refusing it here spares every view its own check. The JSON API checks
 import logging
 from urllib.parse import unquote_to_bytes
 
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
 logger = logging.getLogger("debrief.api")
@@ -106,3 +107,52 @@ class ApiJsonErrorsMiddleware:
             return None
         logger.error("API error on %s", request.path, exc_info=exception)
         return JsonResponse({"error": API_MESSAGES[500]}, status=500)
+
+
+class PrivatePagesMiddleware:
+    """
+    A page or export drawn for a signed-in person is theirs: no shared cache (a proxy, a CDN)
+    or browser history cache may keep it. Answers that set their own Cache-Control keep it.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and "Cache-Control" not in response:
+            response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class RequestSizeLimitMiddleware:
+    """
+    Refuses a body larger than its URL may take (Content-Length) before anything reads it: the
+    CSRF check would otherwise parse, and spool to disk, a 200 MB upload to the login page
+    before any view could say no. Upload pages (DEBRIEF_UPLOAD_PATHS) may take
+    DEBRIEF_MAX_UPLOAD_BYTES; everything else DEBRIEF_MAX_REQUEST_BYTES. In production the
+    proxy in front should refuse the same sizes (e.g. nginx's client_max_body_size).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _refuse("The Content-Length header is not a number")
+        if length:
+            upload = request.path.startswith(tuple(settings.DEBRIEF_UPLOAD_PATHS))
+            limit = (
+                settings.DEBRIEF_MAX_UPLOAD_BYTES if upload else settings.DEBRIEF_MAX_REQUEST_BYTES
+            )
+            if length > limit:
+                return HttpResponse(
+                    f"This request is {length / 1024 / 1024:.1f} MB; this page takes at most "
+                    f"{limit / 1024 / 1024:.0f} MB.",
+                    status=413,
+                    content_type="text/plain; charset=utf-8",
+                )
+        return self.get_response(request)

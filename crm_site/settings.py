@@ -110,6 +110,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "crm_site.logs.RequestLogMiddleware",
     "crm_site.middleware.ApiJsonErrorsMiddleware",
+    # Before anything reads a body (CSRF would parse and spool an upload).
+    "crm_site.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -118,6 +120,7 @@ MIDDLEWARE = [
     "crm_site.middleware.RefuseNulBytesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "crm_site.middleware.PrivatePagesMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -291,13 +294,17 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_TIMEZONE = TIME_ZONE
 
-# E-mail: the console in development, SMTP when EMAIL_HOST is set.
+# E-mail: SMTP when EMAIL_HOST is set; else the console in development, and in production a
+# backend that sends nothing and says so in the log (the console would print password-reset
+# links into the server's output).
 EMAIL_HOST = env_str("EMAIL_HOST")
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend",
+    else "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "crm_site.mail.NotConfiguredBackend",
 )
 EMAIL_PORT = env_int("EMAIL_PORT", 587)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
@@ -345,6 +352,12 @@ AUDITLOG_INCLUDE_ALL_MODELS = False
 # Uploads (call lists, imports) are streamed to disk beyond this size; the views cap the total.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Bodies are refused above these sizes before anything reads them (crm_site.middleware): the
+# upload pages take a call list or an import file (32 MB, with room for the form around it),
+# every other page and the API a few megabytes.
+DEBRIEF_UPLOAD_PATHS = ["/suppressions/check/", "/admin/customers/"]
+DEBRIEF_MAX_UPLOAD_BYTES = env_int("DEBRIEF_MAX_UPLOAD_BYTES", 33 * 1024 * 1024)
+DEBRIEF_MAX_REQUEST_BYTES = env_int("DEBRIEF_MAX_REQUEST_BYTES", 3 * 1024 * 1024)
 
 # Product settings.
 DEBRIEF_PIPELINE_PAGE_SIZE = env_int("DEBRIEF_PIPELINE_PAGE_SIZE", 25)
@@ -365,8 +378,13 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
+    "filters": {"scrub_requests": {"()": "crm_site.logs.ScrubRequestFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["scrub_requests"],
+        },
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
@@ -411,6 +429,8 @@ DEBRIEF_SURVEY_LINK_DAYS = env_int("DEBRIEF_SURVEY_LINK_DAYS", 30)
 DEBRIEF_SURVEY_RATE_PER_LINK = env_str("DEBRIEF_SURVEY_RATE_PER_LINK", "30/h")
 DEBRIEF_SURVEY_RATE_PER_ADDRESS = env_str("DEBRIEF_SURVEY_RATE_PER_ADDRESS", "200/h")
 RATELIMIT_IP_META_KEY = env_str("RATELIMIT_IP_META_KEY") or None
+# Password-reset requests per client address and, separately, per e-mail address.
+DEBRIEF_PASSWORD_RESET_RATE = env_str("DEBRIEF_PASSWORD_RESET_RATE", "5/h")
 # How long the author may amend a reflection after submitting it.
 DEBRIEF_REFLECTION_EDIT_DAYS = env_int("DEBRIEF_REFLECTION_EDIT_DAYS", 14)
 
@@ -440,6 +460,9 @@ DEBRIEF_CURRENCY_RATES = dict(
 DEBRIEF_SITE_URL = env_str("DEBRIEF_SITE_URL", "http://127.0.0.1:8000")
 # Seconds a refresh queued by a close waits, so that a burst of closes shares one rollup.
 DEBRIEF_INSIGHT_REFRESH_DELAY = env_int("DEBRIEF_INSIGHT_REFRESH_DELAY", 30)
+# A running insight job stamps a heartbeat; silent for this long, it is taken as dead (its worker
+# was killed) and started again by the next progress poll, "Refresh now" or sweep.
+DEBRIEF_INSIGHT_RUN_LEASE_SECONDS = env_int("DEBRIEF_INSIGHT_RUN_LEASE_SECONDS", 60)
 # Periodic tasks live in the database (insights/schedules.py installs them) so that admins can
 # see and edit them in the Django admin.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

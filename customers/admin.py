@@ -12,7 +12,7 @@ from customers.models import (
     SuppressionOverride,
     SuppressionRule,
 )
-from customers.resources import CompanyResource, ContactResource, import_problems
+from customers.resources import CompanyResource, ContactResource, SafeCSV, import_problems
 
 
 class CsvImportExportAdmin(ImportExportModelAdmin):
@@ -23,7 +23,7 @@ class CsvImportExportAdmin(ImportExportModelAdmin):
     """
 
     import_formats = [CSV]
-    export_formats = [CSV]
+    export_formats = [SafeCSV]
 
     def process_result(self, result, request):
         # The resource rolls back a file with any bad row; say so instead of "Import finished".

@@ -23,9 +23,12 @@ FIELDS = ("email", "phone", "company_domain", "product")
 KEYS = ("email", "phone", "company_domain")
 # Longer than any e-mail address (320), phone number, domain (253) or product name.
 MAX_FIELD_LENGTH = 320
-# A character that is not white space to Python's str.strip(), which the check uses: the schema's
-# regular expressions follow ECMAScript, whose \s leaves out U+001C-U+001F and U+0085.
-NOT_BLANK = r"[^\s\u001c-\u001f\u0085]"
+# The schema's regular expressions follow ECMAScript, whose \s leaves out U+001C-U+001F and
+# U+0085, which Python's str.strip() (what the check uses) counts as white space.
+# No field holds a NUL byte (lone surrogates, refused too, are said in the description: not
+# every regular-expression engine can name them).
+TEXT = r"^[^\u0000]*$"
+TEXT_NOT_BLANK = r"^[^\u0000]*[^\s\u001c-\u001f\u0085\u0000][^\u0000]*$"
 
 
 def _error(status: int, message: str, **headers) -> JsonResponse:
@@ -158,11 +161,20 @@ def _schema() -> dict:
         "properties": {
             name: {"type": ["string", "null"], "maxLength": MAX_FIELD_LENGTH} for name in FIELDS
         },
-        "description": "At least one of email, phone and company_domain, not blank.",
+        "description": "At least one of email, phone and company_domain, not blank; no field "
+        "holds a NUL byte or a lone surrogate.",
+        # Each branch states every field's pattern itself (text; the key also not blank), so
+        # that a generator never has to merge two patterns of one field.
         "anyOf": [
             {
                 "required": [key],
-                "properties": {key: {"type": "string", "pattern": NOT_BLANK}},
+                "properties": {
+                    name: {
+                        "type": "string" if name == key else ["string", "null"],
+                        "pattern": TEXT_NOT_BLANK if name == key else TEXT,
+                    }
+                    for name in FIELDS
+                },
             }
             for key in KEYS
         ],

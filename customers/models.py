@@ -48,6 +48,15 @@ class Company(models.Model):
     size_band = models.CharField("size", max_length=12, choices=SizeBand.choices)
     region = models.CharField(max_length=8, choices=Region.choices)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        help_text="Who added it in the CRM (empty: imported or from before this was kept).",
+    )
 
     class Meta:
         ordering = ["name"]

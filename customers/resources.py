@@ -11,10 +11,23 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import validate_email
 from django.db.models import TextChoices
 from import_export import fields, resources, widgets
+from import_export.formats.base_formats import CSV
 
+from crm_site.csvsafe import safe_cell
 from customers.forms import DOMAIN_RE
 from customers.models import Company, Contact, Region, Segment, SizeBand
 from customers.normalize import normalize_domain, normalize_email
+
+
+class SafeCSV(CSV):
+    """CSV whose exported cells pass the project's formula guard (a name like
+    =HYPERLINK(...) exports as text); imports read the file as it is."""
+
+    def export_data(self, dataset, **kwargs):
+        rows = [[safe_cell(cell) for cell in row] for row in dataset]
+        headers = [safe_cell(h) for h in dataset.headers or []]
+        safe = type(dataset)(*rows, headers=headers, title=dataset.title)
+        return super().export_data(safe, **kwargs)
 
 
 class RequiredTextWidget(widgets.CharWidget):

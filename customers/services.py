@@ -9,6 +9,7 @@ people saving the same domain at the same moment get the same message, not a ser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from accounts.models import User
 from customers.models import Company, Contact
 from customers.normalize import normalize_domain, normalize_email
 
@@ -65,9 +66,11 @@ def company_create(
     size_band: str,
     region: str,
     domain: str = "",
+    created_by: User | None = None,
 ) -> Company:
     """Add a customer company. The domain is normalised and must not belong to another company."""
     company = Company(
+        created_by=created_by,
         name=name.strip(),
         domain=normalize_domain(domain),
         segment=segment,

@@ -4,12 +4,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget
 
+from accounts import access
 from crm_site import sections
 from customers import selectors, services, suppression
 from customers.forms import CompanyForm, CompanySearchForm, ContactForm
@@ -56,6 +58,7 @@ def _brief_context(request, company: Company, contact_form: ContactForm) -> dict
         "contact_form": contact_form,
         "suppressions": suppressions,
         "can_lift": suppression.can_lift(request.user),
+        "can_edit": access.can_edit_company(request.user, company),
         "sections": sections.collect("DEBRIEF_BRIEF_SECTIONS", request=request, company=company),
     }
 
@@ -72,7 +75,7 @@ def company_create(request):
     form = CompanyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            company = services.company_create(**form.cleaned_data)
+            company = services.company_create(**form.cleaned_data, created_by=request.user)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -84,6 +87,8 @@ def company_create(request):
 @login_required
 def company_edit(request, company_id: int):
     company = get_object_or_404(Company, pk=company_id)
+    if not access.can_edit_company(request.user, company):
+        raise Http404("Not yours to edit")
     # Validation writes the typed values onto the instance; the heading keeps the saved name.
     saved_name = company.name
     form = CompanyForm(request.POST or None, instance=company)

@@ -1,23 +1,11 @@
 """
-CSV exports of the report tables. Cells are escaped against formula injection: text that a
-spreadsheet would run as a formula (starting with = + - @, tab or carriage return) gets a
-leading apostrophe. Numbers are written as numbers; they cannot carry a formula.
+CSV exports of the report tables. Cells are escaped against formula injection by the project's
+one guard (crm_site.csvsafe). Numbers are written as numbers; they cannot carry a formula.
 """
 
 from django.conf import settings
 
 from insights import selectors
-
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value):
-    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def _pct(value):

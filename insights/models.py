@@ -180,6 +180,12 @@ class InsightRun(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last sign of life of a running run; a run silent for longer than its lease "
+        "(DEBRIEF_INSIGHT_RUN_LEASE_SECONDS) is taken as dead and started again.",
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     facts_written = models.PositiveIntegerField(default=0)
     detail = models.CharField(max_length=200, blank=True)

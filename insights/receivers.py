@@ -11,15 +11,29 @@ from insights import services
 from reflections.signals import opportunity_reopened, reflection_submitted
 from surveys.signals import survey_answered
 
+CATCH_UP = (
+    "Your close is saved. The reports could not be updated just now; they will catch up "
+    "within a few minutes, on their own."
+)
 
-def _after_commit(day) -> None:
+
+def _after_commit(day, reflection=None) -> None:
     services.insights_mark_stale(dates=[day])
-    transaction.on_commit(services.insights_refresh_queue, robust=True)
+
+    def queue() -> None:
+        if not services.insights_refresh_queue() and reflection is not None:
+            # Told to the person who closed (reflections.signals: after_commit_notes).
+            reflection.after_commit_notes = [
+                *getattr(reflection, "after_commit_notes", []),
+                CATCH_UP,
+            ]
+
+    transaction.on_commit(queue, robust=True)
 
 
 @receiver(reflection_submitted, dispatch_uid="insights_reflection_submitted")
 def reflection_submitted_received(sender, reflection, **kwargs):
-    _after_commit(reflection.closed_date)
+    _after_commit(reflection.closed_date, reflection)
 
 
 @receiver(opportunity_reopened, dispatch_uid="insights_opportunity_reopened")

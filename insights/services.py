@@ -6,13 +6,15 @@ Facts are upserted on their unique cell and facts that no longer exist are delet
 rerun (a retried task, a redelivered message, a second click) leaves the same rows.
 """
 
+import contextlib
 import datetime
 import logging
+import threading
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -211,9 +213,11 @@ def insight_run_execute(*, run_id: int) -> InsightRun | None:
     its reason and re-raised, so the task can retry when the error is transient.
     """
     started = InsightRun.objects.filter(pk=run_id).exclude(status=RunStatus.SUCCEEDED)
+    now = timezone.now()
     if not started.update(
         status=RunStatus.RUNNING,
-        started_at=timezone.now(),
+        started_at=now,
+        heartbeat_at=now,
         finished_at=None,
         progress=0,
         error="",
@@ -225,10 +229,13 @@ def insight_run_execute(*, run_id: int) -> InsightRun | None:
     run = InsightRun.objects.get(pk=run_id)
 
     def progress(percent: int) -> None:
-        InsightRun.objects.filter(pk=run_id).update(progress=min(percent, 99))
+        InsightRun.objects.filter(pk=run_id).update(
+            progress=min(percent, 99), heartbeat_at=timezone.now()
+        )
 
     try:
-        written = WORK[run.kind](progress=progress)
+        with _heartbeat(run_id):
+            written = WORK[run.kind](progress=progress)
     except Exception as exc:
         InsightRun.objects.filter(pk=run_id).update(
             status=RunStatus.FAILED,
@@ -245,6 +252,68 @@ def insight_run_execute(*, run_id: int) -> InsightRun | None:
     )
     run.refresh_from_db()
     return run
+
+
+@contextlib.contextmanager
+def _heartbeat(run_id: int):
+    """
+    While a worker runs the job, a thread of its own stamps the run's heartbeat every third of
+    the lease, so that a run whose worker died (killed, out of memory, the machine gone) is
+    told from a slow one within a lease. Eager runs (the embedded default) stamp it through
+    their progress only: they run inside the request that asked for them.
+    """
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        yield
+        return
+    stop = threading.Event()
+    every = max(settings.DEBRIEF_INSIGHT_RUN_LEASE_SECONDS / 3, 1)
+
+    def beat() -> None:
+        try:
+            while not stop.wait(every):
+                InsightRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        except Exception:
+            logger.warning("Insight run %s: heartbeat failed", run_id, exc_info=True)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"insight-run-{run_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def insight_runs_reap() -> list[int]:
+    """
+    Runs whose worker died: "running" with no heartbeat for longer than the lease. Each is
+    marked failed with a plain reason, and a run of the same kind is claimed and queued in its
+    place (once: the queued-run constraint coalesces). Returns the new runs' ids.
+    """
+    lease = datetime.timedelta(seconds=settings.DEBRIEF_INSIGHT_RUN_LEASE_SECONDS)
+    now = timezone.now()
+    dead = InsightRun.objects.filter(status=RunStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=now - lease) | Q(heartbeat_at__isnull=True, started_at__lt=now - lease)
+    )
+    restarted = []
+    for run in dead:
+        marked = InsightRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.FAILED,
+            finished_at=now,
+            error="The worker stopped before finishing (it went silent). A new run was started "
+            "in its place.",
+        )
+        if not marked:
+            continue  # another reaper, or the run itself, got there first
+        new, created = _claim(run.kind, run.requested_by, "Restarted after a worker stopped")
+        if created:
+            _enqueue(new)
+        restarted.append(new.pk)
+    return restarted
 
 
 def _claim(
@@ -290,6 +359,7 @@ def insight_run_request_rebuild(*, requested_by: User | None) -> InsightRun:
     "Refresh now": a full rebuild, queued after commit. A rebuild already queued or running is
     returned instead of starting a second one.
     """
+    insight_runs_reap()  # never join a run whose worker died
     active = (
         InsightRun.objects.filter(kind=RunKind.REBUILD, status=RunStatus.RUNNING)
         .order_by("-created_at")
@@ -331,16 +401,20 @@ def insights_mark_stale(*, dates: Iterable[datetime.date]) -> None:
     )
 
 
-def insights_refresh_queue() -> None:
+def insights_refresh_queue() -> bool:
     """
     After a close commits: queue a refresh unless one is already queued (the claim is what
     coalesces a burst of closes into one refresh). The marks committed before the claim is
     tried, so a refresh that has started is sure to see them or leave a new queued run behind
-    for them. If the broker refuses, the sweep picks the marks up later.
+    for them. If the broker refuses, the sweep picks the marks up later; False says so.
     """
     run, created = _claim(RunKind.REFRESH, detail="After closes")
-    if created:
-        _enqueue(run, countdown=settings.DEBRIEF_INSIGHT_REFRESH_DELAY)
+    if not created:
+        return True
+    _enqueue(run, countdown=settings.DEBRIEF_INSIGHT_REFRESH_DELAY)
+    if transaction.get_connection().in_atomic_block:
+        return True  # sent when the surrounding transaction commits
+    return not InsightRun.objects.filter(pk=run.pk, status=RunStatus.FAILED).exists()
 
 
 def insights_sweep() -> list[int]:
@@ -350,14 +424,7 @@ def insights_sweep() -> list[int]:
     Returns the ids of runs (re)queued.
     """
     now = timezone.now()
-    stuck_after = datetime.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
-    InsightRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=now - stuck_after).update(
-        status=RunStatus.FAILED,
-        finished_at=now,
-        error="The worker stopped before finishing (time limit or crash). The next refresh "
-        "recomputes these figures.",
-    )
-    queued = []
+    queued = insight_runs_reap()
     for run in InsightRun.objects.filter(
         status=RunStatus.QUEUED, created_at__lt=now - QUEUED_TOO_LONG
     ):

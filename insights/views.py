@@ -15,8 +15,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from accounts import access
+from crm_site.csvsafe import safe_cell
 from insights import gap, selectors, services
-from insights.exports import EXPORTABLE, csv_cell, export_rows
+from insights.exports import EXPORTABLE, export_rows
 from insights.forms import LessonFilterForm, report_params
 from insights.models import PeriodKind, RunStatus, Source
 from insights.periods import Period
@@ -93,7 +94,7 @@ def export(request, table: str):
     response["Content-Disposition"] = f'attachment; filename="{filename.replace(":", "-")}"'
     writer = csv.writer(response)
     for row in export_rows(report, table):
-        writer.writerow([csv_cell(value) for value in row])
+        writer.writerow([safe_cell(value) for value in row])
     return response
 
 
@@ -118,6 +119,8 @@ def refresh(request):
 def run_progress(request, run_id: int):
     """The progress fragment htmx polls every second; 286 stops the polling once finished."""
     run = selectors.run_for(request.user, run_id)
+    if run.status == RunStatus.RUNNING and services.insight_runs_reap():
+        run.refresh_from_db()  # its worker died: it failed, and a new run took its place
     if not run.finished:
         return render(request, "insights/dashboard.html#progress", {"run": run})
     response = HttpResponseStopPolling(

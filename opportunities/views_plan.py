@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import retarget
 
@@ -93,7 +94,7 @@ def next_step_edit(request, opportunity_id: int):
                     context = _plan_context(request.user)
                     return render(request, "opportunities/plan.html#plan", context)
                 messages.success(request, f"Next step saved for “{opportunity.title}”.")
-                return redirect(request.POST.get("next") or reverse("opportunities:plan"))
+                return redirect(_safe_next(request) or reverse("opportunities:plan"))
         status = 422
     else:
         form = NextStepForm(
@@ -108,3 +109,13 @@ def next_step_edit(request, opportunity_id: int):
         response = render(request, "opportunities/plan_next_step_form.html", context, status=status)
         return retarget(response, f"#deal-{opportunity.pk}") if status == 422 else response
     return render(request, "opportunities/plan_next_step_page.html", context, status=status)
+
+
+def _safe_next(request) -> str | None:
+    """The form's `next` when it points into this site; anything else (another host, a
+    scheme-relative //evil.example) is ignored."""
+    target = request.POST.get("next") or ""
+    allowed = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and allowed else None

@@ -5,7 +5,9 @@ the change; a receiver that enqueues work must use transaction.on_commit.
 
 from django.dispatch import Signal
 
-# Sent with reflection=<Reflection> when a deal is closed with its reflection, or amended.
+# Sent with reflection=<Reflection> when a deal is closed with its reflection, or amended. A
+# receiver whose after-commit work could not be done may append a plain sentence for the person
+# who closed to `reflection.after_commit_notes` (a list); the close page shows each one.
 reflection_submitted = Signal()
 # Sent with opportunity=<Opportunity>, reflection=<Reflection> when a closed deal is reopened.
 opportunity_reopened = Signal()

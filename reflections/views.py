@@ -56,7 +56,7 @@ def close_opportunity(request, opportunity_id: int, outcome: str):
             )
         elif form.is_valid():
             try:
-                services.opportunity_close(
+                reflection = services.opportunity_close(
                     actor=request.user,
                     opportunity=opportunity,
                     outcome=outcome,
@@ -73,6 +73,8 @@ def close_opportunity(request, opportunity_id: int, outcome: str):
                     f"“{opportunity.title}” is closed as {Outcome(outcome).label.lower()}. "
                     "Thank you for the reflection: it feeds everyone's insights.",
                 )
+                for note in getattr(reflection, "after_commit_notes", []):
+                    messages.info(request, note)
                 return _redirect(request, detail_url)
         status = 422
     context = {

@@ -245,7 +245,7 @@ def survey_send(*, request_id: int) -> str:
         survey.sent_at = now
         survey.expires_at = now + datetime.timedelta(days=settings.DEBRIEF_SURVEY_LINK_DAYS)
         try:
-            _message(survey).send()
+            sent = _message(survey).send()
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -253,6 +253,11 @@ def survey_send(*, request_id: int) -> str:
             survey.status_note = f"The mail server refused it: {exc}"[:300]
             survey.sent_at = None
             survey.save(update_fields=["status", "status_note", "sent_at"])
+            return survey.status
+        if not sent:  # a site with no mail server set up sends nothing, and says so
+            survey.status = SurveyStatus.FAILED
+            survey.status_note = "E-mail is not set up on this site; ask an administrator."
+            survey.save(update_fields=["status", "status_note"])
             return survey.status
         survey.status = SurveyStatus.SENT
         survey.save(update_fields=["status", "sent_at", "expires_at"])

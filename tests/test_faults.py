@@ -79,6 +79,38 @@ def test_closing_with_the_broker_down_saves_everything_quickly_and_marks_the_ref
     assert run.status == RunStatus.FAILED and "Could not queue" in run.error
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_close_that_cannot_queue_its_refresh_says_reports_will_catch_up(
+    rep_client, rep, defaults, lost_set
+):
+    """Real commits (no test transaction): the after-commit publish fails, the page says so."""
+    deal = OpportunityFactory(owner=rep, stage=Stage.NEGOTIATION)
+    url = reverse("reflections:close", args=[deal.pk, "lost"])
+    with broker(DEAD_BROKER):
+        response = rep_client.post(
+            url, {"prompt_set": lost_set.pk, **lost_answers(lost_set)}, follow=True
+        )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "is closed as lost" in page
+    assert "they will catch up within a few minutes" in page
+    assert "RuntimeError" not in page and "Retry limit" not in page and "Traceback" not in page
+    deal.refresh_from_db()
+    assert deal.stage == Stage.LOST and PendingPeriod.objects.count() == 2
+
+
+def test_a_close_that_queues_its_refresh_says_nothing_about_catching_up(
+    rep_client, rep, lost_set, django_capture_on_commit_callbacks
+):
+    deal = OpportunityFactory(owner=rep, stage=Stage.NEGOTIATION)
+    url = reverse("reflections:close", args=[deal.pk, "lost"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = rep_client.post(
+            url, {"prompt_set": lost_set.pk, **lost_answers(lost_set)}, follow=True
+        )
+    assert "catch up" not in response.content.decode()
+
+
 @pytest.mark.needs_redis
 @pytest.mark.django_db(transaction=True)
 def test_the_sweep_refreshes_what_closed_while_the_broker_was_down(rep, lost_set, settings):

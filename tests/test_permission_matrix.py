@@ -75,7 +75,8 @@ MATRIX: dict[str, Entry] = {
     "customers:company_list": Entry(),
     "customers:company_create": Entry(),
     "customers:company_detail": Entry(args=("{company}",)),
-    "customers:company_edit": Entry(args=("{company}",)),
+    # A shared record: managers and admins edit any; a rep one they added or sell to.
+    "customers:company_edit": Entry(args=("{company}",), expect=scoped(other_manager=200)),
     "customers:contact_create": Entry(args=("{company}",), expect=405),
     "customers:call_list_check": Entry(),
     "customers:pitch_status": Entry(query="?company={company}&product={product}"),

@@ -30,7 +30,10 @@ def test_healthz_is_503_naming_a_dead_database(client):
     assert response.status_code == 503
     body = response.json()
     assert body["down"] == ["database"]
-    assert body["checks"]["database"]["error"] == "OperationalError"
+    # Anyone may ask: the answer names no exception, no vendor, no address.
+    assert body["checks"]["database"] == {"ok": False}
+    assert "OperationalError" not in response.content.decode()
+    assert "refused" not in response.content.decode()
 
 
 def test_healthz_needs_no_login_and_no_https_redirect(client, settings):
@@ -40,5 +43,6 @@ def test_healthz_needs_no_login_and_no_https_redirect(client, settings):
 
 
 @pytest.mark.needs_redis
-def test_healthz_with_real_redis_says_redis(client):
-    assert client.get("/healthz").json()["checks"]["broker"]["mode"] == "redis"
+def test_healthz_with_real_redis_is_ok_and_says_nothing_more(client):
+    body = client.get("/healthz").json()
+    assert body["checks"] == {"database": {"ok": True}, "broker": {"ok": True}}

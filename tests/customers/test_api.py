@@ -148,11 +148,20 @@ def test_get_is_405(client, token):
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(client, token):
-    body = json.dumps({"contacts": [{"email": "a" * 10_000_000}]})
+    body = json.dumps({"contacts": [{"email": "a" * 2_500_000}]})
     with mock.patch("customers.api._parse") as parse:
         response = post(client, body, token, raw=True)
     assert response.status_code == 413
     assert "send at most" in response.json()["error"]
+    parse.assert_not_called()
+
+
+def test_a_huge_body_is_refused_before_anything_reads_it(client, token):
+    body = json.dumps({"contacts": [{"email": "a" * 10_000_000}]})
+    with mock.patch("customers.api._parse") as parse:
+        response = post(client, body, token, raw=True)
+    assert response.status_code == 413
+    assert "at most 3 MB" in response.json()["error"]
     parse.assert_not_called()
 
 

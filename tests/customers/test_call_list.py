@@ -10,6 +10,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crm_site.csvsafe import safe_cell
 from customers import calllist, suppression
 from tests.customers.test_suppression import closed  # noqa: F401  (shared helper)
 from tests.factories import CompanyFactory, ContactFactory, ProductFactory
@@ -91,11 +92,13 @@ def test_product_column_limits_the_match_to_its_scope(rep_client, rep, lost_set)
 
 
 def test_formula_cells_are_escaped(rep_client, blocked):
-    text = 'email,note\n=HYPERLINK("x"),+1\n-2,@SUM(A1)\n'
+    text = 'email,note\n=HYPERLINK("x"),+1+cmd|A0\n-2+3,@SUM(A1)\n+44 20 7946 0018,-12\n'
     rows = rows_of(rep_client.post(URL, {"file": upload(text)}))
-    assert rows[1][:2] == ['\'=HYPERLINK("x")', "'+1"]
-    assert rows[2][:2] == ["'-2", "'@SUM(A1)"]
-    assert calllist.escape_cell("\tcmd") == "'\tcmd" and calllist.escape_cell("ok") == "ok"
+    assert rows[1][:2] == ['\'=HYPERLINK("x")', "'+1+cmd|A0"]
+    assert rows[2][:2] == ["'-2+3", "'@SUM(A1)"]
+    # Phone numbers and plain numbers come back as they were uploaded.
+    assert rows[3][:2] == ["+44 20 7946 0018", "-12"]
+    assert safe_cell("\tcmd") == "'\tcmd" and safe_cell("ok") == "ok"
 
 
 @pytest.mark.parametrize(
@@ -232,7 +235,27 @@ def test_the_answer_is_what_csv_writer_writes(rep_client, blocked, rows):
         if result.suppressed:
             until = result.until.isoformat() if result.until else "indefinite"
         writer.writerow(
-            [calllist.escape_cell(cell) for cell in row]
-            + ["yes" if result.suppressed else "no", calllist.escape_cell(result.reason), until]
+            [safe_cell(cell) for cell in row]
+            + ["yes" if result.suppressed else "no", safe_cell(result.reason), until]
         )
     assert body == expected.getvalue()
+
+
+def test_batches_are_bounded_by_cells_not_only_rows(rep_client, blocked, monkeypatch):
+    from customers import suppression as suppression_module
+
+    monkeypatch.setattr(calllist, "BATCH_CELLS", 100)
+    sizes = []
+    real = suppression_module.check_keys
+
+    def spy(pitches, **kwargs):
+        sizes.append(len(pitches))
+        return real(pitches, **kwargs)
+
+    monkeypatch.setattr(suppression_module, "check_keys", spy)
+    header = "email," + ",".join(f"c{i}" for i in range(49))
+    rows = [f"p{n}@x.example," + ",".join("v" for _ in range(49)) for n in range(10)]
+    result = rows_of(rep_client.post(URL, {"file": upload("\n".join([header, *rows]) + "\n")}))
+    assert len(result) == 11  # every row comes back, in order
+    assert [r[0] for r in result[1:]] == [f"p{n}@x.example" for n in range(10)]
+    assert max(sizes) <= 2 and sum(sizes) == 10  # 50 cells a row: two rows a batch

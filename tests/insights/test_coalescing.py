@@ -144,9 +144,11 @@ def test_sweep_catches_up_lost_and_stuck_work(apply_async, settings):
     requeued = services.insights_sweep()
     stuck.refresh_from_db()
     assert stuck.status == RunStatus.FAILED and "worker stopped" in stuck.error
-    # The lost refresh is requeued; it is still the queued one, so no second refresh.
-    assert requeued == [lost.pk]
-    assert InsightRun.objects.filter(status=RunStatus.QUEUED).count() == 1
+    # The dead rebuild is started again; the lost refresh is requeued, and it is still the
+    # queued one, so no second refresh.
+    restarted = InsightRun.objects.get(kind=RunKind.REBUILD, status=RunStatus.QUEUED)
+    assert requeued == [restarted.pk, lost.pk]
+    assert InsightRun.objects.filter(status=RunStatus.QUEUED).count() == 2
 
 
 def test_sweep_queues_a_refresh_for_orphan_marks(apply_async, django_capture_on_commit_callbacks):

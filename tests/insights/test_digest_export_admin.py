@@ -9,8 +9,8 @@ from django.core import mail
 from django.urls import reverse
 
 from accounts.demo import DemoContext
+from crm_site.csvsafe import safe_cell as csv_cell
 from insights import demo, services, tasks
-from insights.exports import csv_cell
 from insights.models import DigestDelivery, InsightFact, InsightRun, RunKind
 from tests.factories import ManagerFactory, TeamFactory, UserFactory
 from tests.insights.conftest import Closer, d

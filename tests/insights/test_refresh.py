@@ -1,10 +1,13 @@
 """Refresh now: a run, a progress bar polled by htmx, and failures shown with their reason."""
 
+import datetime
+import time
 from unittest import mock
 
 import kombu.exceptions
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from insights import services, tasks
 from insights.models import InsightRun, RunKind, RunStatus
@@ -121,3 +124,72 @@ def test_progress_fragment_query_count(manager_client, apply_async, django_asser
 
 def test_a_message_for_a_run_that_no_longer_exists_is_dropped():
     assert tasks.run_insights(987654) == "missing"
+
+
+def _running(seconds_silent: int, **fields):
+    now = timezone.now()
+    return InsightRun.objects.create(
+        kind=RunKind.REBUILD,
+        status=RunStatus.RUNNING,
+        started_at=now - datetime.timedelta(seconds=seconds_silent + 5),
+        heartbeat_at=now - datetime.timedelta(seconds=seconds_silent),
+        progress=30,
+        **fields,
+    )
+
+
+def test_a_run_whose_worker_died_is_seen_within_a_lease_and_started_again(
+    manager_client, apply_async, settings, django_capture_on_commit_callbacks
+):
+    settings.DEBRIEF_INSIGHT_RUN_LEASE_SECONDS = 60
+    dead = _running(61)
+    with django_capture_on_commit_callbacks(execute=True):
+        polled = manager_client.get(progress_url(dead), HTTP_HX_REQUEST="true")
+    assert polled.status_code == 286  # the bar stops, saying what happened
+    assert "stopped before finishing" in polled.content.decode()
+    dead.refresh_from_db()
+    assert dead.status == RunStatus.FAILED
+    again = InsightRun.objects.get(status=RunStatus.QUEUED)
+    assert again.kind == RunKind.REBUILD and "Restarted" in again.detail
+    apply_async.assert_called_once_with(args=[again.pk], countdown=None)
+
+
+def test_refresh_now_never_joins_a_dead_run(manager_client, apply_async, settings):
+    settings.DEBRIEF_INSIGHT_RUN_LEASE_SECONDS = 60
+    dead = _running(120)
+    run = services.insight_run_request_rebuild(requested_by=None)
+    assert run.pk != dead.pk and run.status == RunStatus.QUEUED
+    dead.refresh_from_db()
+    assert dead.status == RunStatus.FAILED
+
+
+def test_a_slow_run_with_a_heartbeat_is_joined_not_restarted(manager_client, apply_async):
+    alive = _running(5)
+    assert services.insight_run_request_rebuild(requested_by=None).pk == alive.pk
+    manager_client.get(progress_url(alive), HTTP_HX_REQUEST="true")
+    alive.refresh_from_db()
+    assert alive.status == RunStatus.RUNNING
+    assert not apply_async.called
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stamps_the_heartbeat_while_a_long_job_runs(settings, monkeypatch):
+    """Outside eager mode a thread stamps the run while the work goes on, however long."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.DEBRIEF_INSIGHT_RUN_LEASE_SECONDS = 3  # a stamp every second
+    stamps = []
+
+    def slow_rebuild(progress):
+        for _ in range(5):
+            time.sleep(0.6)
+            stamps.append(InsightRun.objects.values_list("heartbeat_at", flat=True).get())
+        return 0
+
+    monkeypatch.setitem(services.WORK, RunKind.REBUILD, slow_rebuild)
+    run = InsightRun.objects.create(kind=RunKind.REBUILD)
+    services.insight_run_execute(run_id=run.pk)
+    assert len(set(stamps)) >= 2  # stamped again while the job ran, with no progress call
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert not services.insight_runs_reap()
