@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 PERIOD_KINDS = fact_rules.PERIOD_KINDS
 # A queued run older than this lost its message (broker restart, enqueue failure).
 QUEUED_TOO_LONG = datetime.timedelta(minutes=10)
+QUEUE_FAILED = (
+    "Could not queue the job: the background workers' queue did not answer. The figures "
+    "shown are from the last run that succeeded; the job is tried again every few minutes."
+)
 DELETE_CHUNK = 900
 
 Progress = Callable[[int], None]
@@ -344,12 +348,13 @@ def _enqueue(run: InsightRun, countdown: int = 0) -> None:
             tasks.run_insights.apply_async(args=[run.pk], countdown=countdown or None)
         except Exception as exc:
             # The broker refused, or (eager mode) the task itself failed: the run row says why.
+            # The page shows the error: plain words here, the exception in the log.
             InsightRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
                 status=RunStatus.FAILED,
                 finished_at=timezone.now(),
-                error=f"Could not queue the job: {type(exc).__name__}: {exc}"[:2000],
+                error=QUEUE_FAILED,
             )
-            logger.exception("Could not queue insight run %s", run.pk)
+            logger.exception("Could not queue insight run %s (%s)", run.pk, type(exc).__name__)
 
     transaction.on_commit(send)
 

@@ -104,13 +104,19 @@ def export(request, table: str):
 def refresh(request):
     """Start a full rebuild (or join the one under way) and show its progress."""
     run = services.insight_run_request_rebuild(requested_by=request.user)
+    run.refresh_from_db()  # eager tasks (the embedded default) have finished it already
+    unqueued = run.status == RunStatus.FAILED and run.error == services.QUEUE_FAILED
     if request.htmx:
-        run.refresh_from_db()  # eager tasks (the embedded default) have finished it already
-        response = render(request, "insights/dashboard.html#progress", {"run": run}, status=202)
+        # 503 when the job could not even be queued (the queue is down): the page says so.
+        status = 503 if unqueued else 202
+        response = render(request, "insights/dashboard.html#progress", {"run": run}, status=status)
         if run.status == RunStatus.SUCCEEDED:
             trigger_client_event(response, REFRESHED_EVENT)
         return response
-    messages.info(request, "Insights are being recomputed. Reload this page to see progress.")
+    if unqueued:
+        messages.error(request, run.error)
+    else:
+        messages.info(request, "Insights are being recomputed. Reload this page to see progress.")
     return redirect("insights:dashboard")
 
 

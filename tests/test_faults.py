@@ -232,6 +232,81 @@ def test_a_worker_killed_in_the_middle_of_a_rollup_is_redelivered_and_consistent
     assert _fact_rows() == expected
 
 
+@pytest.mark.needs_postgres
+@pytest.mark.needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_whole_worker_killed_mid_rebuild_is_seen_within_a_lease_and_redone(
+    rep, lost_set, settings
+):
+    """
+    The whole worker (main process and pool) is killed while a rebuild writes: nothing will
+    redeliver it soon. Within a lease the run is taken as dead; "Refresh now" does not join
+    it but starts a new run, which a new worker finishes with the right facts.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    settings.DEBRIEF_INSIGHT_MIN_SLICE = 1
+    settings.DEBRIEF_INSIGHT_RUN_LEASE_SECONDS = 3
+    for _ in range(3):
+        close(rep, OpportunityFactory(owner=rep), lost_answers(lost_set))
+    insight_services.insights_rebuild()
+    expected = _fact_rows()
+    db = connection.settings_dict
+    conninfo = dict(
+        dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"], host=db["HOST"],
+        port=db["PORT"],
+    )  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "DEBUG": "true",
+        "CONN_MAX_AGE": "0",
+        "DEBRIEF_INSIGHT_RUN_LEASE_SECONDS": "3",
+    }
+    with psycopg.connect(**conninfo, autocommit=False) as locker:
+        locker.cursor().execute(
+            "SELECT id FROM insights_insightfact ORDER BY id LIMIT 1 FOR UPDATE"
+        )
+        with broker(settings.REDIS_URL):
+            run = insight_services.insight_run_request_rebuild(requested_by=None)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "crm_site", "worker", "--pool", "prefork",
+             "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "warning"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            with psycopg.connect(**conninfo, autocommit=True) as watcher:
+                deadline = time.monotonic() + 60
+                while _lock_waiters(watcher.cursor()) == 0:
+                    assert time.monotonic() < deadline, "the rollup never reached its writes"
+                    time.sleep(0.2)
+            for pid in [*_children(worker.pid), worker.pid]:
+                os.kill(pid, signal.SIGKILL)  # the whole worker dies, main process too
+            worker.wait(timeout=10)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        locker.rollback()
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING  # nobody can know yet
+    time.sleep(4)  # longer than the lease: no heartbeat came
+    with broker(settings.REDIS_URL), start_worker(app, pool="solo", perform_ping_check=False):
+        again = insight_services.insight_run_request_rebuild(requested_by=None)
+        assert again.pk != run.pk
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            again.refresh_from_db()
+            if again.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+                break
+            time.sleep(0.3)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "went silent" in run.error
+    assert again.status == RunStatus.SUCCEEDED, again.error
+    assert _fact_rows() == expected
+
+
 @pytest.mark.django_db
 def test_a_database_error_in_the_middle_of_a_close_saves_nothing(rep, lost_set, monkeypatch):
     from customers import suppression
@@ -283,6 +358,48 @@ def test_pages_that_cache_fall_back_to_the_database_when_redis_is_down(rep_clien
         response = rep_client.get(url)
         assert response.status_code == 200, url
     assert time.monotonic() - started < 20  # each refused connection fails fast
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_stopped_every_page_answers_and_only_the_refresh_says_503(
+    client, rep, manager, defaults, lost_set, settings
+):
+    """Broker and cache both unreachable: every page a person opens still answers."""
+    from tests.test_permission_matrix import MATRIX, _fill
+
+    deal = OpportunityFactory(owner=rep)
+    closed = OpportunityFactory(owner=rep)
+    with broker(DEAD_BROKER):
+        close(rep, closed, lost_answers(lost_set))
+    settings.CACHES = DEAD_CACHE
+    client.force_login(manager)
+    objects = {
+        "team": rep.team_id, "company": deal.company_id, "contact": deal.contact_id,
+        "product": deal.product_id, "deal": deal.pk, "closed_deal": closed.pk,
+        "reflection": closed.reflections.get().pk, "rep_id": rep.pk,
+    }  # fmt: skip
+    answered = {}
+    with broker(DEAD_BROKER):
+        for name, entry in MATRIX.items():
+            if entry.method != "get" or any(
+                not all(k in objects for k in _placeholders(a)) for a in entry.args
+            ):
+                continue
+            url = reverse(name, args=[_fill(a, objects) for a in entry.args])
+            answered[name] = client.get(url + _fill(entry.query, objects)).status_code
+        refresh = client.post(reverse("insights:refresh"), HTTP_HX_REQUEST="true")
+    assert len(answered) > 25
+    assert all(status < 500 for status in answered.values()), answered
+    assert refresh.status_code == 503
+    page = refresh.content.decode()
+    assert "Could not queue the job" in page and "tried again every few minutes" in page
+    assert "OperationalError" not in page and "Connection refused" not in page
+
+
+def _placeholders(value: str) -> list[str]:
+    import string
+
+    return [field for _, field, _, _ in string.Formatter().parse(value) if field]
 
 
 @pytest.fixture

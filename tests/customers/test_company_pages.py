@@ -168,7 +168,7 @@ def test_company_list_query_count_does_not_grow_with_companies(rep_client):
 
 
 # --- company page (pre-call brief) ---------------------------------------------------------------
-def test_company_page_shows_facts_and_contacts_with_do_not_contact_badge(rep_client, acme):
+def test_company_page_shows_facts_and_contacts_with_do_not_contact_badge(rep_client, rep, acme):
     ContactFactory(company=acme, full_name="Dana Doe", title="CFO", email="dana@acme.example")
     ContactFactory(company=acme, full_name="Nick Never", do_not_contact=True)
     response = rep_client.get(detail_url(acme))
@@ -178,7 +178,11 @@ def test_company_page_shows_facts_and_contacts_with_do_not_contact_badge(rep_cli
     assert "Dana Doe" in html and "CFO" in html and "mailto:dana@acme.example" in html
     assert "Nick Never" in html and "Do not contact" in html
     assert f"{reverse('opportunities:create')}?company={acme.pk}" in html
-    assert reverse("customers:company_edit", args=[acme.pk]) in html
+    # Editing is for whoever added it or sells to it (and managers): not yet this rep.
+    edit = reverse("customers:company_edit", args=[acme.pk])
+    assert edit not in html
+    OpportunityFactory(owner=rep, company=acme)
+    assert edit in rep_client.get(detail_url(acme)).content.decode()
 
 
 def test_unknown_company_is_404(rep_client):
@@ -377,7 +381,8 @@ def test_new_company_page_renders(rep_client):
     assert '<label for="id_domain">' in response.content.decode()
 
 
-def test_edit_company_keeps_its_own_domain_but_not_anothers(rep_client, acme):
+def test_edit_company_keeps_its_own_domain_but_not_anothers(rep_client, rep, acme):
+    Company.objects.filter(pk=acme.pk).update(created_by=rep)  # the rep added it
     other = CompanyFactory(name="Other plc", domain="other.example")
     url = reverse("customers:company_edit", args=[acme.pk])
     assert rep_client.get(url).status_code == 200
