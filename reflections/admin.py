@@ -41,56 +41,68 @@ class QuestionInline(FrozenQuestionsInline):
     model = Question
 
 
-@admin.register(PromptSet)
-class PromptSetAdmin(admin.ModelAdmin):
-    list_display = ("name", "version", "outcome", "product_line", "active", "frozen_at")
-    list_filter = ("outcome", "active", "product_line")
-    search_fields = ("name", "family", "questions__label")
-    list_select_related = ("product_line",)
-    inlines = [QuestionInline]
+class VersionedSetAdmin(admin.ModelAdmin):
+    """
+    The admin of a versioned question set (prompt sets, buyer surveys): one active version per
+    `active_per` value, a frozen version's fields read-only, and an action that copies a
+    version into a new, editable one through `revise` (a service taking the set).
+    """
+
     actions = ["new_version"]
     readonly_fields = ("frozen_at", "created_at")
+    frozen_fields: tuple[str, ...] = ()
+    active_per = "family"
+    frozen_message = ""
+
+    @staticmethod
+    def revise(obj):
+        raise NotImplementedError
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.is_frozen:
-            # A frozen version never changes; only switching it off is allowed.
-            return (
-                "family",
-                "version",
-                "name",
-                "outcome",
-                "product_line",
-                "frozen_at",
-                "created_at",
-            )
+            return (*self.frozen_fields, "frozen_at", "created_at")
         return self.readonly_fields
 
     def save_model(self, request, obj, form, change):
         if obj.active:
-            PromptSet.objects.filter(family=obj.family, active=True).exclude(pk=obj.pk).update(
-                active=False
-            )
+            siblings = {self.active_per: getattr(obj, self.active_per), "active": True}
+            type(obj).objects.filter(**siblings).exclude(pk=obj.pk).update(active=False)
         super().save_model(request, obj, form, change)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
         if obj is not None and obj.is_frozen and request.method == "GET":
-            messages.info(
-                request,
-                "This version has been answered, so it is frozen: old reflections keep "
-                "exactly these questions. Use the “Create a new version” action to edit.",
-            )
+            messages.info(request, self.frozen_message)
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Create a new version (copies the questions, makes it active)")
     def new_version(self, request, queryset):
-        for prompt_set in queryset:
+        for obj in queryset:
             try:
-                new = services.prompt_set_revise(prompt_set=prompt_set)
+                new = self.revise(obj)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
             else:
                 self.message_user(request, f"Created {new}; edit its questions now.")
+
+
+@admin.register(PromptSet)
+class PromptSetAdmin(VersionedSetAdmin):
+    list_display = ("name", "version", "outcome", "product_line", "active", "frozen_at")
+    list_filter = ("outcome", "active", "product_line")
+    search_fields = ("name", "family", "questions__label")
+    list_select_related = ("product_line",)
+    inlines = [QuestionInline]
+    # A frozen version never changes; only switching it off is allowed.
+    frozen_fields = ("family", "version", "name", "outcome", "product_line")
+    frozen_message = (
+        "This version has been answered, so it is frozen: old reflections keep exactly these "
+        "questions. Use the “Create a new version” action to edit."
+    )
+
+    @staticmethod
+    def revise(obj):
+        return services.prompt_set_revise(prompt_set=obj)
 
 
 class MergeForm(forms.Form):

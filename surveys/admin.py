@@ -1,7 +1,6 @@
-from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib import admin
 
-from reflections.admin import FrozenQuestionsInline
+from reflections.admin import FrozenQuestionsInline, VersionedSetAdmin
 from surveys import services
 from surveys.models import (
     SurveyAnswer,
@@ -18,47 +17,23 @@ class SurveyQuestionInline(FrozenQuestionsInline):
 
 
 @admin.register(SurveyTemplate)
-class SurveyTemplateAdmin(admin.ModelAdmin):
+class SurveyTemplateAdmin(VersionedSetAdmin):
     list_display = ("name", "version", "outcome", "send_on_close", "active", "frozen_at")
     list_filter = ("outcome", "active", "send_on_close")
     search_fields = ("name", "family", "questions__label")
     inlines = [SurveyQuestionInline]
-    actions = ["new_version"]
-    readonly_fields = ("frozen_at", "created_at")
+    # A frozen version never changes its questions or wording; the rule and the active switch
+    # stay editable.
+    frozen_fields = ("family", "version", "name", "outcome", "intro")
+    active_per = "outcome"
+    frozen_message = (
+        "Buyers have answered this version, so it is frozen: their answers keep exactly these "
+        "questions. Use the “Create a new version” action to edit."
+    )
 
-    def get_readonly_fields(self, request, obj=None):
-        if obj is not None and obj.is_frozen:
-            # A frozen version never changes its questions or wording; the rule and the
-            # active switch stay editable.
-            return ("family", "version", "name", "outcome", "intro", "frozen_at", "created_at")
-        return self.readonly_fields
-
-    def save_model(self, request, obj, form, change):
-        if obj.active:
-            SurveyTemplate.objects.filter(outcome=obj.outcome, active=True).exclude(
-                pk=obj.pk
-            ).update(active=False)
-        super().save_model(request, obj, form, change)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        obj = self.get_object(request, object_id)
-        if obj is not None and obj.is_frozen and request.method == "GET":
-            messages.info(
-                request,
-                "Buyers have answered this version, so it is frozen: their answers keep "
-                "exactly these questions. Use the “Create a new version” action to edit.",
-            )
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    @admin.action(description="Create a new version (copies the questions, makes it active)")
-    def new_version(self, request, queryset):
-        for template in queryset:
-            try:
-                new = services.survey_template_revise(template=template)
-            except ValidationError as exc:
-                self.message_user(request, " ".join(exc.messages), messages.ERROR)
-            else:
-                self.message_user(request, f"Created {new}; edit its questions now.")
+    @staticmethod
+    def revise(obj):
+        return services.survey_template_revise(template=obj)
 
 
 class SurveyAnswerInline(admin.TabularInline):
