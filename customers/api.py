@@ -21,8 +21,9 @@ MAX_ITEMS = 1000
 MAX_BODY_BYTES = 2 * 1024 * 1024
 FIELDS = ("email", "phone", "company_domain", "product")
 KEYS = ("email", "phone", "company_domain")
-# Longer than any e-mail address (320), phone number, domain (253) or product name.
-MAX_FIELD_LENGTH = 320
+# The longest value each field can hold: an e-mail address (254, RFC 5321), a phone number as
+# people write it, a domain name (253), a product's name (its column's 100).
+MAX_LENGTHS = {"email": 254, "phone": 64, "company_domain": 253, "product": 100}
 # The schema's regular expressions follow ECMAScript, whose \s leaves out U+001C-U+001F and
 # U+0085, which Python's str.strip() (what the check uses) counts as white space.
 # No field holds a NUL byte (lone surrogates, refused too, are said in the description: not
@@ -91,10 +92,10 @@ def _parse(body: bytes) -> list[suppression.Pitch]:
                 continue
             if not isinstance(value, str):
                 raise ValueError(f"contacts[{index}].{field} must be a string or null.")
-            if len(value) > MAX_FIELD_LENGTH:
+            if len(value) > MAX_LENGTHS[field]:
                 raise ValueError(
                     f"contacts[{index}].{field} is {len(value)} characters long; "
-                    f"at most {MAX_FIELD_LENGTH} are allowed."
+                    f"at most {MAX_LENGTHS[field]} are allowed."
                 )
             if not _is_text(value):
                 # No stored contact detail can hold one (PostgreSQL and UTF-8 cannot).
@@ -159,7 +160,7 @@ def _schema() -> dict:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            name: {"type": ["string", "null"], "maxLength": MAX_FIELD_LENGTH} for name in FIELDS
+            name: {"type": ["string", "null"], "maxLength": MAX_LENGTHS[name]} for name in FIELDS
         },
         "description": "At least one of email, phone and company_domain, not blank; no field "
         "holds a NUL byte or a lone surrogate.",

@@ -98,7 +98,9 @@ def test_revoked_token_is_401(client):
         ('{"contacts": [{"product": "X"}]}', "needs at least one of"),
         ('{"contacts": ["a@b.c"]}', "must be an object"),
         ("[" * 100_000, "nests too deeply"),
-        (json.dumps({"contacts": [{"email": "a" * 1000}]}), "at most 320"),
+        (json.dumps({"contacts": [{"email": "a" * 255}]}), "at most 254"),
+        (json.dumps({"contacts": [{"company_domain": "d" * 254}]}), "at most 253"),
+        (json.dumps({"contacts": [{"email": "a@b.c", "product": "p" * 101}]}), "at most 100"),
         ('{"contacts": [[[[[[[[[["a@b.c"]]]]]]]]]]}', "nests too deeply"),
     ],
     ids=[
@@ -112,6 +114,8 @@ def test_revoked_token_is_401(client):
         "not-item",
         "deep-nesting",
         "long-email",
+        "long-domain",
+        "long-product",
         "nesting-within-the-limit-of-the-parser",
     ],
 )
