@@ -6,9 +6,10 @@ and a refused POST changes nothing in the database.
 
 The URLs and their arguments come from the permission matrix, which fails when a URL has no
 entry: a new URL is fuzzed here as soon as it exists. In CI (on PostgreSQL, where NUL bytes and
-out-of-range integers really break queries) the budget is 1,700 requests per role, over 10,000
-in all; elsewhere DEBRIEF_FUZZ_REQUESTS (default 200) per role. The total is printed at the end
-of the run.
+out-of-range integers really break queries) the budget is 1,500 random requests per role and a
+sweep of every URL with the nastiest values, over 10,000 requests in all; elsewhere
+DEBRIEF_FUZZ_REQUESTS (default 200) random requests per role. The total is printed at the end of
+the run.
 """
 
 import json
@@ -30,7 +31,7 @@ from tests.test_permission_matrix import MATRIX, PERSONAS, _fill
 pytestmark = pytest.mark.django_db
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-PER_ROLE = int(os.environ.get("DEBRIEF_FUZZ_REQUESTS") or (1700 if IN_CI else 200))
+PER_ROLE = int(os.environ.get("DEBRIEF_FUZZ_REQUESTS") or (1500 if IN_CI else 200))
 
 # Every parameter and field name the project's views read, and a few they do not.
 NAMES = [
@@ -152,7 +153,7 @@ def test_no_url_answers_500_to_hostile_input(client, request, world, persona):
     # Every URL once more, deterministically, with the nastiest values in every slot.
     for name in names:
         for method in ("get", "post"):
-            for nasty in ("%00", "%ED%A0%80", quote("1e999999"), quote("9999-12-31")):
+            for nasty in ("%00%ED%A0%80", quote("1e999999 9999-12-31 [1]")):
                 url = _url(name, world, [])
                 query = [(key, nasty) for key in NAMES[:30]]
                 response = _request(client, name, url, method, query, query, False)
