@@ -53,5 +53,11 @@ def test_main_pages_have_no_serious_accessibility_violations(axe_page, rep, defa
     page.click("a:has-text('Lost')")
     page.wait_for_selector("#modal .modal")
     found["close-dialog"] = axe_violations(page)
+    # And a page that carries a success message (the live region around the list).
+    page.keyboard.press("Escape")
+    page.goto(f"/opportunities/{deal.pk}/edit/")
+    page.click("main form button[type=submit]")
+    page.wait_for_selector(".messages .message")
+    found["after-a-message"] = axe_violations(page)
     problems = {name: v for name, v in found.items() if v}
     assert not problems, problems
