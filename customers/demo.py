@@ -12,6 +12,8 @@ from random import Random
 from django.utils import timezone
 
 from accounts.demo import DemoContext
+from accounts.models import Role, User
+from customers import suppression
 from customers.models import Company, Contact, Region, Segment, SizeBand
 from customers.normalize import normalize_domain, normalize_email, normalize_phone
 
@@ -193,7 +195,6 @@ def _contacts_for(rng: Random, company: Company) -> list[Contact]:
                 email=normalize_email(f"{local}@{company.domain}"),
                 phone=phone,
                 phone_normalized=normalize_phone(phone),
-                do_not_contact=rng.random() < 0.03,
                 created_at=company.created_at + datetime.timedelta(days=rng.randint(0, 30)),
             )
         )
@@ -206,6 +207,7 @@ def seed(ctx: DemoContext) -> None:
         ctx.log("  companies already exist; left as they are")
         return
     rng = ctx.rng
+    admin = User.objects.filter(role=Role.ADMIN).order_by("id").first()
     total = COMPANIES[ctx.scale]
     names = _Names()
     now = timezone.now()
@@ -229,6 +231,11 @@ def seed(ctx: DemoContext) -> None:
         Company.objects.bulk_create(batch, batch_size=BATCH_SIZE)
         contacts = [c for company in batch for c in _contacts_for(rng, company)]
         Contact.objects.bulk_create(contacts, batch_size=BATCH_SIZE)
+        # About 3% asked not to be contacted: recorded as suppressions, which set the flag.
+        declined = [c for c in contacts if rng.random() < 0.03]
+        suppression.do_not_contact_add_many(
+            actor=admin, contacts=declined, note="Asked not to be contacted."
+        )
         made_companies += len(batch)
         made_contacts += len(contacts)
     ctx.data["company_count"] = made_companies

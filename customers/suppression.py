@@ -411,6 +411,30 @@ def do_not_contact_add(
     return suppression
 
 
+@transaction.atomic
+def do_not_contact_add_many(
+    *, actor: User | None, contacts: list[Contact], note: str
+) -> list[Suppression]:
+    """do_not_contact_add for many contacts at once (imports, the demo): one suppression
+    each, and their flags set in one statement, so that flag and suppression agree."""
+    day = today()
+    suppressions = Suppression.objects.bulk_create(
+        Suppression(
+            company_id=contact.company_id,
+            contact=contact,
+            scope=SuppressionScope.ALL,
+            reason=SuppressionReason.DO_NOT_CONTACT,
+            note=note,
+            starts_on=day,
+            until=None,
+            created_by=actor,
+        )
+        for contact in contacts
+    )
+    Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(do_not_contact=True)
+    return suppressions
+
+
 def can_lift(user: User) -> bool:
     return user.is_active and (user.is_manager or user.is_admin)
 

@@ -155,3 +155,14 @@ def test_seed_demo_builds_a_lived_in_pipeline_once(settings):
     ]
     agree = sum(1 for a, b in pairs if a == b) / len(pairs)
     assert 0.15 <= agree <= 0.5, agree
+
+    # Do-not-contact has one source of truth: every flagged contact has an active suppression.
+    from customers.models import Contact, Suppression
+
+    flagged = set(Contact.objects.filter(do_not_contact=True).values_list("pk", flat=True))
+    suppressed = set(
+        Suppression.objects.filter(
+            reason="do_not_contact", lifted_at__isnull=True, contact__isnull=False
+        ).values_list("contact_id", flat=True)
+    )
+    assert flagged and flagged == suppressed

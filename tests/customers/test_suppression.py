@@ -450,3 +450,50 @@ def test_check_many_uses_a_fixed_number_of_queries(rep, lost_set, company, conta
         assert len(queries) == 4
         assert results[-1].suppressed and "declined" in results[-1].reason
         assert not results[0].suppressed and not results[0].matched
+
+
+def test_a_flag_without_a_suppression_is_mended_and_then_refused_everywhere(rep, db):
+    """Data from before flag and suppression were kept in step: the migration mends both ways."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from customers.models import Contact, Suppression
+    from tests.factories import CompanyFactory, ContactFactory, ProductFactory
+
+    company = CompanyFactory()
+    flagged_only = ContactFactory(company=company, do_not_contact=True)
+    suppressed_only = ContactFactory(company=company)
+    suppression.do_not_contact_add(
+        actor=rep, company=company, contact=suppressed_only, note="Asked us to stop"
+    )
+    Contact.objects.filter(pk=suppressed_only.pk).update(do_not_contact=False)
+    product = ProductFactory()
+    assert not suppression.check(
+        company_id=company.pk,
+        contact_id=flagged_only.pk,
+        product_id=product.pk,
+        product_line_id=product.line_id,
+    ).suppressed  # the gap the migration closes
+    import_module("customers.migrations.0007_mend_do_not_contact").mend(apps, None)
+    for contact in (flagged_only, suppressed_only):
+        contact.refresh_from_db()
+        assert contact.do_not_contact
+        verdict = suppression.check(
+            company_id=company.pk,
+            contact_id=contact.pk,
+            product_id=product.pk,
+            product_line_id=product.line_id,
+        )
+        assert verdict.suppressed
+    assert Suppression.objects.filter(contact=flagged_only, reason="do_not_contact").count() == 1
+
+
+def test_adding_many_do_not_contacts_keeps_flag_and_suppression_in_step(rep, db):
+    from customers.models import Contact, Suppression
+    from tests.factories import ContactFactory
+
+    contacts = [ContactFactory() for _ in range(3)]
+    suppression.do_not_contact_add_many(actor=rep, contacts=contacts, note="Asked")
+    assert Contact.objects.filter(do_not_contact=True).count() == 3
+    assert Suppression.objects.filter(reason="do_not_contact", lifted_at__isnull=True).count() == 3
