@@ -8,6 +8,16 @@ from django.conf import settings
 from insights import selectors
 
 
+def _p(value):
+    """A p- or q-value to four significant figures (0.0001234 -> 0.0001234, 0.04567891 ->
+    0.04568): the precision a test has, not a float's."""
+    return "" if value is None else float(f"{value:.4g}")
+
+
+def _days(value):
+    return "" if value is None else round(value, 1)
+
+
 def _pct(value):
     return "" if value is None else round(value * 100, 1)
 
@@ -64,12 +74,12 @@ def export_rows(report: selectors.Report, table_name: str):
             _pct(f.prev_rate),
             _pct(f.change),
             f.get_test_display(),
-            f.p_value,
-            f.q_value,
+            _p(f.p_value),
+            _p(f.q_value),
             "yes" if f.significant else "no",
             f.amount_won,
             f.amount_lost,
-            f.avg_cycle_days,
+            _days(f.avg_cycle_days),
         ]
         return
     table = report.table(table_name) if not report.hidden else None
@@ -122,8 +132,8 @@ def export_rows(report: selectors.Report, table_name: str):
             _pct(f.prev_rate),
             _pct(f.change),
             f.get_test_display(),
-            f.p_value,
-            f.q_value,
+            _p(f.p_value),
+            _p(f.q_value),
             "yes" if f.is_shift else "no",
             f.echo_label,
             f.headline,

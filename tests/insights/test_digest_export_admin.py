@@ -130,6 +130,28 @@ def test_every_report_table_exports(rep_client, shifted):
             assert len(rows) >= 2  # the fixture has data for these
 
 
+def test_exports_round_p_values_and_days(rep_client, shifted):
+    import re
+
+    url = reverse("insights:export", args=["primary_reason_lost"])
+    rows = list(csv.DictReader(io.StringIO(rep_client.get(url, q_params()).content.decode())))
+    p_columns = [c for c in rows[0] if "p-value" in c.lower() or "q-value" in c.lower()]
+    assert p_columns
+    values = [r[c] for r in rows for c in p_columns if r[c]]
+    assert values
+    for value in values:
+        digits = re.sub(r"e.*$", "", value).replace(".", "").lstrip("0")
+        assert len(digits) <= 4, value  # four significant figures, not a float's seventeen
+    summary = reverse("insights:export", args=["summary"])
+    rows = list(csv.DictReader(io.StringIO(rep_client.get(summary, q_params()).content.decode())))
+    days = [r["Average cycle days"] for r in rows if r["Average cycle days"]]
+    assert days and all(len(d.split(".")[-1]) <= 1 for d in days if "." in d)
+
+
+def q_params():
+    return {"kind": "quarter", "period": "2026-04-01"}
+
+
 def test_unknown_export_table_is_404(rep_client):
     assert rep_client.get(reverse("insights:export", args=["salaries"])).status_code == 404
 
