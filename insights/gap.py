@@ -3,8 +3,8 @@ The perception gap: on deals where both the rep and the buyer named a main reaso
 the two agree, and what buyers said where the rep's read was something else.
 
 Read live from the answers (one query for the period and the one before it, one for the
-reasons' labels), for the organisation, a team or a product line: never per person for anyone
-but that person (the private page's calibration passes `owner`, and only for request.user).
+reasons' labels), for the organisation, a team or a product line: never per person, except a
+person's own calibration (`calibration`, for the private page and request.user only).
 Agreement rates carry their 95% interval; a change against the previous period is tested, the
 tests of one gap report are one family under the Benjamini-Hochberg procedure, and a change
 must also pass the practical floor, exactly as the report's other headlines.
@@ -183,24 +183,15 @@ def perception_gap(
     scope_key: str = "",
     scope_label: str = "",
     today: datetime.date,
-    owner: User | None = None,
     min_slice: int | None = None,
 ) -> Gap | None:
-    """
-    The gap report of one period and scope (None for a scope it is not made for). With `owner`
-    it is that person's own calibration: no hiding of small slices and no headlines, since it
-    is read by that person alone.
-    """
+    """The gap report of one period and scope (None for a scope it is not made for)."""
     if scope_kind not in GAP_SCOPES:
         return None
     k = settings.DEBRIEF_INSIGHT_MIN_SLICE if min_slice is None else min_slice
-    if owner is not None:
-        k = 1
     where = Q()
     if (scope_field := SCOPE_FIELDS[scope_kind]) is not None:
         where &= Q(**{f"request__reflection__{scope_field}": scope_key})
-    if owner is not None:
-        where &= Q(request__reflection__opportunity__owner=owner)
     previous = period.previous()
     rows = _pairs(start=previous.start, end=period.end, split=period.start, where=where)
 
@@ -224,8 +215,7 @@ def perception_gap(
     for agreement in everything:
         agreement.visible = agreement.pairs >= k
     _intervals(everything)
-    if owner is None:
-        _decide(gap, everything, k=k, today=today, scope_label=scope_label)
+    _decide(gap, everything, k=k, today=today, scope_label=scope_label)
     gap.tables = _tables(cross, k) if gap.overall.visible else []
     return gap
 
