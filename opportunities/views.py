@@ -127,9 +127,14 @@ def pipeline(request):
         "show_owner": not user.is_rep,
     }
     template = "opportunities/pipeline.html"
-    if _wants_fragment(request):
+    fragment = _wants_fragment(request)
+    if fragment:
         template += "#results"
     response = render(request, template, context)
+    if fragment and request.htmx.current_url_abs_path == request.get_full_path():
+        # The same list again (the search box losing focus fires "change" after its input
+        # already drew the list): no second history entry for Back to step through.
+        response["HX-Push-Url"] = "false"
     patch_vary_headers(response, ["HX-Request"])
     return response
 

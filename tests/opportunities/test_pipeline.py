@@ -347,10 +347,26 @@ def test_htmx_history_restore_gets_the_whole_page(rep_client, rep):
     assert "<html" in response.content.decode()
 
 
+def test_the_same_list_again_adds_no_history_entry(rep_client, rep):
+    query = "?stage=proposal&q=Acme"
+    again = rep_client.get(
+        PIPELINE + query,
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL=f"http://testserver{PIPELINE}{query}",
+    )
+    changed = rep_client.get(
+        PIPELINE + query, HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{PIPELINE}"
+    )
+    assert again["HX-Push-Url"] == "false"
+    assert "HX-Push-Url" not in changed
+
+
 def test_filter_form_is_wired_for_htmx_and_plain_get(rep_client, rep):
     html = rep_client.get(PIPELINE).content.decode()
     assert 'hx-get="/opportunities/"' in html and 'hx-target="#pipeline-results"' in html
     assert 'hx-push-url="true"' in html and 'method="get"' in html
+    # No htmx snapshot: Back draws the form and the list from the URL (see the e2e test).
+    assert 'hx-history="false"' in html
     assert 'name="sort" value="close" form="pipeline-filters"' in html
 
 
