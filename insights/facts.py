@@ -26,10 +26,9 @@ import datetime
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import CharField, DurationField, ExpressionWrapper, F, IntegerField, Q, Value
 from django.db.models.functions import Coalesce, TruncDate
@@ -40,7 +39,7 @@ from customers.models import Segment
 from insights import headlines
 from insights.models import Dimension, InsightFact, PeriodKind, ScopeKind, Source
 from insights.periods import Period
-from opportunities.models import Currency
+from opportunities.currency import currency_rates
 from reflections.models import Answer, Outcome, QuestionKind, Reflection
 from surveys.models import SurveyAnswer, SurveyQuestionKind, SurveyStatus
 
@@ -113,24 +112,6 @@ STREAM_CHUNK = 5000
 
 # (period kind, period start, scope kind, scope key): one slice of one period.
 Slot = tuple[str, datetime.date, str, str]
-
-
-def currency_rates() -> dict[str, Decimal]:
-    """Rates into the reporting currency, checked: every deal currency needs one."""
-    rates = {}
-    for code, value in settings.DEBRIEF_CURRENCY_RATES.items():
-        try:
-            rates[code.strip().upper()] = Decimal(str(value).strip())
-        except InvalidOperation as exc:
-            raise ImproperlyConfigured(
-                f"DEBRIEF_CURRENCY_RATES: {code}={value!r} is not a number."
-            ) from exc
-    missing = [c for c in Currency.values if c not in rates]
-    if missing:
-        raise ImproperlyConfigured(
-            f"DEBRIEF_CURRENCY_RATES has no rate for {', '.join(missing)}; add one per currency."
-        )
-    return rates
 
 
 def _cycle(prefix: str):

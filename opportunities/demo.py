@@ -16,6 +16,7 @@ from accounts.demo import DemoContext
 from accounts.models import Role, User
 from customers import demo as demo_customers
 from customers.models import Company, Contact, Region
+from opportunities.currency import currency_rates, to_reporting
 from opportunities.models import (
     OPEN_STAGES,
     Competitor,
@@ -125,6 +126,7 @@ class _Pipeline:
         self.competitors = competitors
         self.today = timezone.localdate()
         self.now = timezone.now()
+        self.rates = currency_rates()
         self.tz = timezone.get_current_timezone()
         # (id, name, region) of every company, and contact ids by company: a few MB at most.
         self.companies = list(Company.objects.order_by("id").values_list("id", "name", "region"))
@@ -173,6 +175,7 @@ class _Pipeline:
             else f"{short_name}: {product.name} {kind}"
         )
         amount = Decimal(round(2000 * 125 ** rng.random(), -2)).quantize(Decimal("1.00"))
+        currency = CURRENCY_FOR_REGION.get(region, Currency.GBP)
         deal = Opportunity(
             company_id=company_id,
             contact_id=rng.choice(contact_ids) if contact_ids and rng.random() < 0.9 else None,
@@ -180,7 +183,9 @@ class _Pipeline:
             owner=owner,
             title=title[:200],
             amount=amount,
-            currency=CURRENCY_FOR_REGION.get(region, Currency.GBP),
+            currency=currency,
+            # bulk_create skips save(), which keeps this figure.
+            amount_reporting=to_reporting(amount, currency, self.rates),
             stage=stage,
         )
         path = self._path(stage)

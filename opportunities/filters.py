@@ -2,6 +2,7 @@
 
 import django_filters
 from django import forms
+from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
 
@@ -23,14 +24,15 @@ from opportunities.models import (
 # index can serve both directions.
 SORTS = {
     "close": ("expected_close_date", "id"),
-    "amount": ("amount", "id"),
+    # By worth: the amount in the reporting currency, so GBP and EUR deals interleave rightly.
+    "amount": ("amount_reporting", "id"),
     "title": ("title", "id"),
     "company": ("company__name", "id"),
 }
 DEFAULT_SORT = "close"
 SORT_LABELS = {
     "close": "expected close date",
-    "amount": "amount",
+    "amount": f"amount in {settings.DEBRIEF_REPORTING_CURRENCY}",
     "title": "deal name",
     "company": "company name",
 }
@@ -128,16 +130,16 @@ class OpportunityFilter(django_filters.FilterSet):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     amount_min = django_filters.NumberFilter(
-        field_name="amount",
+        field_name="amount_reporting",
         lookup_expr="gte",
-        label="Amount from",
+        label=f"Amount from ({settings.DEBRIEF_REPORTING_CURRENCY})",
         min_value=0,
         widget=forms.NumberInput(attrs={"step": "any", "min": "0", "inputmode": "decimal"}),
     )
     amount_max = django_filters.NumberFilter(
-        field_name="amount",
+        field_name="amount_reporting",
         lookup_expr="lte",
-        label="Amount up to",
+        label=f"Amount up to ({settings.DEBRIEF_REPORTING_CURRENCY})",
         min_value=0,
         widget=forms.NumberInput(attrs={"step": "any", "min": "0", "inputmode": "decimal"}),
     )

@@ -4,6 +4,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from customers.models import Company, Contact
+from opportunities.currency import to_reporting
 
 
 class ProductLine(models.Model):
@@ -85,6 +86,11 @@ class Opportunity(models.Model):
     title = models.CharField(max_length=200)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.GBP)
+    # The amount in the reporting currency (opportunities/currency.py), kept by save() and the
+    # bulk loaders, so the pipeline sorts and filters deals of different currencies by worth.
+    amount_reporting = models.DecimalField(
+        max_digits=16, decimal_places=2, default=0, editable=False
+    )
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.PROSPECTING)
     expected_close_date = models.DateField()
     closed_date = models.DateField(null=True, blank=True)
@@ -139,7 +145,7 @@ class Opportunity(models.Model):
             # The whole-organisation pipeline (admins, deep pages) in keyset order.
             models.Index(fields=["expected_close_date", "id"], name="opp_close_idx"),
             models.Index(fields=["title", "id"], name="opp_title_idx"),
-            models.Index(fields=["amount", "id"], name="opp_amount_idx"),
+            models.Index(fields=["amount_reporting", "id"], name="opp_amount_reporting_idx"),
             # My plan: open deals with a next step, by due date.
             models.Index(
                 fields=["owner", "next_step_due"],
@@ -153,6 +159,13 @@ class Opportunity(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def save(self, *args, **kwargs):
+        self.amount_reporting = to_reporting(self.amount, self.currency)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"amount", "currency"} & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, "amount_reporting"}
+        super().save(*args, **kwargs)
 
     @property
     def is_open(self) -> bool:

@@ -36,6 +36,7 @@ PIPELINE_COLUMNS = (
     "stage",
     "amount",
     "currency",
+    "amount_reporting",
     "expected_close_date",
     "next_step",
     "next_step_due",

@@ -11,6 +11,7 @@ tests/opportunities/test_pipeline.py checks it, escaping included.
 """
 
 from django import template
+from django.conf import settings
 from django.template.defaultfilters import date as date_filter
 from django.template.defaultfilters import floatformat, truncatechars
 from django.utils import timezone
@@ -45,6 +46,7 @@ class _Formats:
 def pipeline_rows(deals: list[dict], show_owner: bool) -> SafeString:
     """The <tr>s of the pipeline table for these deals (rows of selectors.pipeline_for)."""
     today = timezone.localdate()
+    reporting = settings.DEBRIEF_REPORTING_CURRENCY
     detail_url = id_url("opportunities:detail")
     close_urls = [(id_url("reflections:close", outcome), label) for outcome, label in CLOSE_AS]
     formats = _Formats()
@@ -56,6 +58,11 @@ def pipeline_rows(deals: list[dict], show_owner: bool) -> SafeString:
         title = esc(deal["title"])
         owner = esc(deal["owner__full_name"])
         amount = esc(floatformat(deal["amount"], "2g"))
+        if deal["currency"] != reporting:
+            # What the sort and the amount filters go by, under the amount as entered.
+            worth = esc(floatformat(deal["amount_reporting"], "0g"))
+            amount += f'<br><span class="muted worth">≈ {reporting} {worth}</span>'
+
         tr_class = ' class="overdue"' if overdue else ""
         rows.append(
             f"<tr{tr_class}>"

@@ -161,7 +161,7 @@ def test_malformed_filter_values_show_errors_not_a_crash(rep_client, rep):
     assert response.status_code == 200
     html = response.content.decode()
     assert "Closes from: Enter a valid date." in html
-    assert "Amount from: Ensure this value is greater than or equal to 0." in html
+    assert "Amount from (GBP): Ensure this value is greater than or equal to 0." in html
 
 
 # --- sorting -----------------------------------------------------------------------------------
