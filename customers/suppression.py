@@ -202,8 +202,15 @@ def describe_many(ids: Iterable[int]) -> dict[int, str]:
 
 @dataclass(frozen=True)
 class Verdict:
+    """
+    What check() decided: the suppression that explains it best (`suppression`), any others
+    that apply as well (`others`, so that a refusal can name every one), and the manager's
+    exception that lets the pitch through despite them (`override`).
+    """
+
     suppression: Suppression | None = None
     override: SuppressionOverride | None = None
+    others: tuple[Suppression, ...] = ()
 
     @property
     def suppressed(self) -> bool:
@@ -218,20 +225,37 @@ class Verdict:
         return self.suppression.until if self.suppression else None
 
     @cached_property
+    def sentences(self) -> list[str]:
+        """One sentence per suppression that applies, the deciding one first (one query)."""
+        if not self.suppressed:
+            return []
+        applying = (self.suppression, *self.others)
+        described = describe_many([s.pk for s in applying])
+        return [described.get(s.pk) or describe(s) for s in applying]
+
+    @cached_property
     def message(self) -> str:
-        """The sentence for the suppression (one query, on first use) and any exception."""
+        """Every sentence, and the exception if a manager approved one."""
         if not self.suppressed:
             return ""
-        pk = self.suppression.pk
-        text = describe_many([pk]).get(pk) or describe(self.suppression)
+        text = " ".join(self.sentences)
         if self.override is not None:
             text += f" A manager approved an exception ({self.override.decided_by})."
         return text
 
+    def error(self) -> ValidationError:
+        """The refusal as a form error per suppression (code "suppressed")."""
+        return ValidationError(
+            [ValidationError(sentence, code="suppressed") for sentence in self.sentences]
+        )
 
-# The single check's winner, read without joins or ORM query building: it runs on every
-# keystroke of the deal form. The order is the one that explains a block best: do-not-contact
-# first, then the longest-lasting (no end date first), then the newest.
+
+# A refusal names at most this many of the suppressions that apply (a handful in practice).
+MAX_NAMED = 20
+
+# The single check's winner and the others that apply, read without joins or ORM query
+# building: it runs on every keystroke of the deal form. The order is the one that explains a
+# block best: do-not-contact first, then the longest-lasting (no end date first), the newest.
 _WINNER_SQL = f"""
     SELECT {", ".join(f.column for f in Suppression._meta.concrete_fields)}
     FROM {Suppression._meta.db_table}
@@ -240,7 +264,7 @@ _WINNER_SQL = f"""
       AND (contact_id IS NULL OR contact_id = %s)
       AND (scope = %s OR (scope = %s AND product_id = %s) OR (scope = %s AND product_line_id = %s))
     ORDER BY CASE WHEN reason = %s THEN 0 ELSE 1 END, until DESC NULLS FIRST, id DESC
-    LIMIT 1
+    LIMIT {MAX_NAMED}
 """
 
 
@@ -272,11 +296,12 @@ def check(
         product_line_id,
         SuppressionReason.DO_NOT_CONTACT,
     ]
-    suppression = next(iter(Suppression.objects.raw(_WINNER_SQL, params)), None)
-    if suppression is None:
+    applying = list(Suppression.objects.raw(_WINNER_SQL, params))
+    if not applying:
         return Verdict()
+    suppression, others = applying[0], tuple(applying[1:])
     if suppression.reason == SuppressionReason.DO_NOT_CONTACT:
-        return Verdict(suppression)
+        return Verdict(suppression, others=others)
     overrides = SuppressionOverride.objects.filter(
         status=OverrideStatus.APPROVED,
         company_id=company_id,
@@ -293,9 +318,9 @@ def check(
             opportunity__isnull=True, used_at__isnull=True, requested_by_id=requester_id
         )
     else:
-        return Verdict(suppression)
+        return Verdict(suppression, others=others)
     override = overrides.select_related("decided_by").order_by("-decided_at").first()
-    return Verdict(suppression, override)
+    return Verdict(suppression, override, others)
 
 
 def use_override(verdict: Verdict, opportunity_id: int) -> None:
@@ -304,6 +329,101 @@ def use_override(verdict: Verdict, opportunity_id: int) -> None:
         SuppressionOverride.objects.filter(pk=verdict.override.pk, used_at__isnull=True).update(
             opportunity_id=opportunity_id, used_at=timezone.now()
         )
+
+
+# --- open deals under a suppression ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DealFlag:
+    """
+    An open deal that a suppression now covers. The rule: a deal opened before the suppression
+    started stays workable (edited, moved, closed as usual) and carries this flag everywhere it
+    is shown; only a new pitch (a new deal, or this one moved to another company, contact or
+    product) is refused. `exception` is set when a manager approved an exception for it.
+    """
+
+    reason: str
+    until: datetime.date | None  # None: until further notice
+    count: int
+    exception: bool = False
+
+    @property
+    def do_not_contact(self) -> bool:
+        return self.reason == SuppressionReason.DO_NOT_CONTACT
+
+    @property
+    def label(self) -> str:
+        """Short text for a badge: "Do not contact", "Suppressed until 3 Mar 2027"."""
+        if self.do_not_contact:
+            return "Do not contact"
+        if self.exception:
+            return "Suppressed · exception approved"
+        return f"Suppressed until {_fmt(self.until)}" if self.until else "Suppressed"
+
+
+def flags_for_deals(
+    deals: Iterable[tuple[int, int, int | None, int, int]], *, on: datetime.date | None = None
+) -> dict[int, DealFlag]:
+    """
+    The open deals, given as (deal id, company id, contact id, product id, product line id),
+    that an active suppression covers on `on` (default today), by deal id. Two queries
+    whatever the number of deals: the companies' active suppressions, then the approved
+    exceptions of the flagged deals (none when nothing is flagged).
+    """
+    deals = list(deals)
+    if not deals:
+        return {}
+    day = on or today()
+    by_company: dict[int, list[tuple]] = {}
+    rows = (
+        Suppression.objects.filter(active_on(day), company_id__in={d[1] for d in deals})
+        .order_by()
+        .values_list(
+            "company_id", "contact_id", "scope", "product_id", "product_line_id", "reason", "until"
+        )
+    )
+    for row in rows:
+        by_company.setdefault(row[0], []).append(row[1:])
+    found: dict[int, tuple[list[tuple], int]] = {}
+    for deal_id, company_id, contact_id, product_id, line_id in deals:
+        applying = [
+            (reason, until)
+            for s_contact, scope, s_product, s_line, reason, until in by_company.get(company_id, ())
+            if (s_contact is None or s_contact == contact_id)
+            and (
+                scope == SuppressionScope.ALL
+                or (scope == SuppressionScope.PRODUCT and s_product == product_id)
+                or (scope == SuppressionScope.PRODUCT_LINE and s_line == line_id)
+            )
+        ]
+        if applying:
+            found[deal_id] = applying
+    if not found:
+        return {}
+    excepted = set(
+        SuppressionOverride.objects.filter(
+            status=OverrideStatus.APPROVED, opportunity_id__in=list(found)
+        ).values_list("opportunity_id", flat=True)
+    )
+    flags = {}
+    for deal_id, applying in found.items():
+        # The same order as check(): do-not-contact first, then the longest-lasting.
+        reason, until = min(
+            applying,
+            key=lambda a: (
+                a[0] != SuppressionReason.DO_NOT_CONTACT,
+                a[1] is not None,
+                -a[1].toordinal() if a[1] else 0,
+            ),
+        )
+        flags[deal_id] = DealFlag(
+            reason=reason,
+            until=until,
+            count=len(applying),
+            exception=deal_id in excepted and reason != SuppressionReason.DO_NOT_CONTACT,
+        )
+    return flags
 
 
 # --- derivation from closed deals --------------------------------------------------------------

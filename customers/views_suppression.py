@@ -89,8 +89,21 @@ def pitch_status(request):
             opportunity_id=opportunity_id,
             requester_id=request.user.pk,
         )
+    # Editing a deal whose company, contact and product are unchanged: it was already open, so
+    # a suppression that started since flags it but does not stop the save (the service agrees:
+    # only a new pitch is checked).
+    already_open = False
+    if verdict is not None and verdict.blocked and opportunity_id:
+        Opportunity = apps.get_model("opportunities", "Opportunity")
+        deal = (
+            Opportunity.objects.filter(access.owner_q(request.user), pk=opportunity_id)
+            .values_list("company_id", "contact_id", "product_id")
+            .first()
+        )
+        already_open = deal == (company_id, contact_id, product.pk)
     context = {
         "verdict": verdict,
+        "already_open": already_open,
         "company_id": company_id,
         "contact_id": contact_id or "",
         "product_id": product_id,

@@ -113,6 +113,18 @@ class OpportunityForm(forms.Form):
         ]
 
     @staticmethod
+    def initial_for_company(company_id: str | None) -> dict:
+        """
+        A new deal's form started from a company's page (`?company=<id>`): that company picked
+        in advance. Anything but the id of an existing company starts an empty form.
+        """
+        value = company_id or ""
+        if not (value.isascii() and value.isdigit()):
+            return {}
+        company = Company.objects.filter(pk=int(value)).only("id", "name").first()
+        return {"company": company.pk, "company_name": company.name} if company else {}
+
+    @staticmethod
     def initial_for(opportunity: Opportunity) -> dict:
         return {
             "company": opportunity.company_id,

@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts import access
 from accounts.models import User
 from crm_site.urlmakers import id_url
+from customers import suppression
 from opportunities.models import OPEN_STAGES, Opportunity, Product
 
 
@@ -44,6 +45,11 @@ PIPELINE_COLUMNS = (
     "product__name",
     "product__line__name",
     "owner__full_name",
+    # What suppression.flags_for_deals() needs to flag the deals a suppression now covers.
+    "company_id",
+    "contact_id",
+    "product_id",
+    "product__line_id",
 )
 
 
@@ -140,9 +146,14 @@ def board_for(user: User) -> list[dict]:
     # Up to 120 cards with five links each: paths reversed once, not once per link.
     detail_url, move_url = id_url("opportunities:detail"), id_url("opportunities:move")
     close_urls = [(id_url("reflections:close", outcome), label) for outcome, label in CLOSE_AS]
-    for card in (card for column in cards.values() for card in column):
+    every_card = [card for column in cards.values() for card in column]
+    flags = suppression.flags_for_deals(
+        (c.pk, c.company_id, c.contact_id, c.product_id, c.product.line_id) for c in every_card
+    )
+    for card in every_card:
         card.detail_url, card.move_url = detail_url(card.pk), move_url(card.pk)
         card.close_urls = [(url(card.pk), label) for url, label in close_urls]
+        card.suppression_flag = flags.get(card.pk)
     counts = open_opportunity_counts_by_stage(user)
     columns = []
     for index, stage in enumerate(OPEN_STAGES):

@@ -75,7 +75,7 @@ def _check_block(company, contact, product, owner, opportunity=None) -> suppress
         requester=owner,
     )
     if verdict.blocked:
-        raise ValidationError(verdict.message, code="suppressed")
+        raise verdict.error()
     return verdict
 
 

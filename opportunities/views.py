@@ -23,6 +23,7 @@ from crm_site import sections
 from crm_site.forms import add_service_errors
 from crm_site.pagination import KeysetPaginator
 from customers import selectors as customer_selectors
+from customers import suppression
 from opportunities import selectors, services
 from opportunities.filters import (
     SORT_LABELS,
@@ -32,7 +33,7 @@ from opportunities.filters import (
     parse_sort,
 )
 from opportunities.forms import CONTACT_OPTIONS_LIMIT, OpportunityForm, contact_label
-from opportunities.models import Opportunity, StageChange
+from opportunities.models import OPEN_STAGES, Opportunity, StageChange
 
 PIPELINE_COUNT_CAP = 1000
 AUTOCOMPLETE_LIMIT = 10
@@ -41,6 +42,15 @@ AUTOCOMPLETE_LIMIT = 10
 def _wants_fragment(request) -> bool:
     # A history restore (back button after the cache is gone) needs the whole page.
     return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def deal_flags(rows: list[dict]) -> dict:
+    """The suppression flags of the open deals among pipeline rows (see flags_for_deals)."""
+    return suppression.flags_for_deals(
+        (r["id"], r["company_id"], r["contact_id"], r["product_id"], r["product__line_id"])
+        for r in rows
+        if r["stage"] in OPEN_STAGES
+    )
 
 
 def _capped_count(queryset) -> int:
@@ -101,7 +111,7 @@ def pipeline(request):
     user = request.user
     filterset = OpportunityFilter(request.GET, queryset=selectors.pipeline_for(user), user=user)
     sort = parse_sort(request.GET.get("sort"))
-    page, count = None, 0
+    page, count, flags = None, 0, {}
     if filterset.is_valid():
         queryset = filterset.qs
         paginator = KeysetPaginator(
@@ -111,6 +121,7 @@ def pipeline(request):
         )
         page = paginator.page(after=request.GET.get("after"), before=request.GET.get("before"))
         count = _capped_count(queryset)
+        flags = deal_flags(page.items)
     context = {
         "filter": filterset,
         "filter_errors": _filter_errors(filterset),
@@ -125,6 +136,7 @@ def pipeline(request):
         "status": filterset.selected_status if filterset.is_valid() else None,
         "narrowed": filterset.has_narrowing_filters(),
         "show_owner": not user.is_rep,
+        "flags": flags,
     }
     template = "opportunities/pipeline.html"
     fragment = _wants_fragment(request)
@@ -151,9 +163,20 @@ def opportunity_detail(request, opportunity_id: int):
         ),
     )
     can_edit = deal.is_open and access.can_act_for(request.user, deal.owner)
+    # An open deal that a suppression now covers is flagged here, with every sentence; the
+    # exception that counts is one approved for this very deal.
+    verdict = (
+        services.pitch_verdict(
+            company=deal.company, contact=deal.contact, product=deal.product, opportunity=deal
+        )
+        if deal.is_open
+        else None
+    )
     context = {
         "deal": deal,
         "can_edit": can_edit,
+        "verdict": verdict,
+        "reporting_currency": settings.DEBRIEF_REPORTING_CURRENCY,
         "sections": sections.collect("DEBRIEF_DEAL_SECTIONS", request=request, opportunity=deal),
     }
     return render(request, "opportunities/opportunity_detail.html", context)
@@ -182,7 +205,8 @@ def _saved(request, deal: Opportunity, text: str):
 def opportunity_create(request):
     user = request.user
     if request.method != "POST":
-        return _form_response(request, OpportunityForm(user=user), None)
+        initial = OpportunityForm.initial_for_company(request.GET.get("company"))
+        return _form_response(request, OpportunityForm(user=user, initial=initial), None)
     form = OpportunityForm(request.POST, user=user)
     if form.is_valid():
         kwargs = form.service_kwargs()

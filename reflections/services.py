@@ -230,7 +230,7 @@ def opportunity_reopen(*, actor: User, opportunity: Opportunity) -> Opportunity:
         requester=locked.owner,
     )
     if verdict.blocked:
-        raise ValidationError(verdict.message, code="suppressed")
+        raise verdict.error()
     suppression.use_override(verdict, locked.pk)
     old_stage = locked.stage
     locked.stage = _last_open_stage(locked)

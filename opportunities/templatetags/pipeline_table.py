@@ -43,8 +43,12 @@ class _Formats:
 
 
 @register.simple_tag
-def pipeline_rows(deals: list[dict], show_owner: bool) -> SafeString:
-    """The <tr>s of the pipeline table for these deals (rows of selectors.pipeline_for)."""
+def pipeline_rows(deals: list[dict], show_owner: bool, flags: dict | None = None) -> SafeString:
+    """
+    The <tr>s of the pipeline table for these deals (rows of selectors.pipeline_for); `flags`
+    are the suppression flags of the open ones (suppression.flags_for_deals), by deal id.
+    """
+    flags = flags or {}
     today = timezone.localdate()
     reporting = settings.DEBRIEF_REPORTING_CURRENCY
     detail_url = id_url("opportunities:detail")
@@ -66,7 +70,8 @@ def pipeline_rows(deals: list[dict], show_owner: bool) -> SafeString:
         tr_class = ' class="overdue"' if overdue else ""
         rows.append(
             f"<tr{tr_class}>"
-            f'<td><a href="{detail_url(deal["id"])}">{title}</a></td>'
+            f'<td><a href="{detail_url(deal["id"])}">{title}</a>'
+            f"{flag_badge(flags.get(deal['id']))}</td>"
             f"<td>{esc(deal['company__name'])}</td>"
             f"<td>{esc(deal['product__name'])} "
             f'<span class="muted">· {esc(deal["product__line__name"])}</span></td>'
@@ -80,6 +85,14 @@ def pipeline_rows(deals: list[dict], show_owner: bool) -> SafeString:
             "</tr>"
         )
     return mark_safe("".join(rows))
+
+
+def flag_badge(flag) -> str:
+    """The badge of a deal that a suppression covers (a DealFlag), or nothing."""
+    if flag is None:
+        return ""
+    kind = "badge-warn" if flag.exception else "badge-lost"
+    return f' <span class="badge {kind} suppressed-flag">{esc(flag.label)}</span>'
 
 
 def _next_step_cell(next_step: str, due, overdue: bool, formats: _Formats) -> str:

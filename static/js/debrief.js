@@ -32,4 +32,16 @@
       if (input) input.focus();
     }
   });
+
+  // A form that comes back refused (e.g. the deal form over a suppression) puts its summary
+  // above the fields, out of sight of the button that was pressed: bring it into view and move
+  // focus to it, so that sighted and screen-reader users both meet the reason first.
+  document.addEventListener("htmx:afterSettle", () => {
+    const summary = document.querySelector("[data-focus-after-swap]");
+    if (summary) {
+      summary.removeAttribute("data-focus-after-swap");
+      summary.scrollIntoView({ block: "start" });
+      summary.focus({ preventScroll: true });
+    }
+  });
 })();

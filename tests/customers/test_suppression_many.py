@@ -276,7 +276,9 @@ def test_single_check_picks_what_the_old_query_picked(world):
             assert verdict.suppressed is (old is not None)
             if old is not None:
                 assert verdict.suppression.pk == old.pk and verdict.until == old.until
-                assert verdict.message == suppression.describe(old)
+                # The winner's sentence first; the others that apply follow it.
+                assert verdict.sentences[0] == suppression.describe(old)
+                assert verdict.message.startswith(suppression.describe(old))
                 # Where check_many sees the same single target, it agrees on the outcome.
                 pitch = suppression.Pitch(
                     email=contacts[contact].email if contact is not None else "",
