@@ -1,6 +1,7 @@
 """The buyer's form, built from the survey's questions; validation and normalisation only."""
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from opportunities.models import Competitor
 from reflections.models import Reason
@@ -14,10 +15,29 @@ class ReasonChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
         return obj.buyer_wording
 
+    def to_python(self, value):
+        # A forged id too large for the database is an invalid choice, not a server error.
+        try:
+            return super().to_python(value)
+        except OverflowError:
+            raise ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice"
+            ) from None
+
 
 class ReasonMultipleChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj):
         return obj.buyer_wording
+
+    def _check_values(self, value):
+        try:
+            return super()._check_values(value)
+        except OverflowError:
+            raise ValidationError(
+                self.error_messages["invalid_choice"],
+                code="invalid_choice",
+                params={"value": "?"},
+            ) from None
 
 
 class BuyerSurveyForm(forms.Form):
@@ -26,7 +46,7 @@ class BuyerSurveyForm(forms.Form):
     buyer's wording and "I'd rather not say"; "who instead" offers the competitors and "Nobody".
     """
 
-    revision = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    revision = forms.IntegerField(widget=forms.HiddenInput, min_value=0, max_value=2**31 - 1)
 
     def __init__(self, *args, survey: SurveyRequest, **kwargs):
         super().__init__(*args, **kwargs)
