@@ -49,6 +49,15 @@ def shown_titles(page) -> list[str]:
     )
 
 
+def go_back(page, forward: bool = False) -> None:
+    """Back (or Forward), and wait for htmx to draw the page the server sent for that URL."""
+    with page.expect_response(
+        lambda response: response.request.headers.get("hx-history-restore-request") == "true"
+    ):
+        page.go_forward() if forward else page.go_back()
+    page.wait_for_load_state("networkidle")
+
+
 def test_back_in_the_pipeline_shows_the_form_the_list_was_drawn_with(page, rep, defaults):
     product = ProductFactory()
     today = timezone.localdate()
@@ -77,7 +86,7 @@ def test_back_in_the_pipeline_shows_the_form_the_list_was_drawn_with(page, rep, 
     assert filtered_sorted and all(title.startswith("Alpha") for title in filtered_sorted)
 
     # Back, and Back again: each time the form shows what the URL and the list say.
-    page.go_back()
+    go_back(page)
     page.wait_for_url(lambda url: "sort=amount" not in url)
     page.wait_for_selector("#pipeline-filters")
     assert (
@@ -91,7 +100,7 @@ def test_back_in_the_pipeline_shows_the_form_the_list_was_drawn_with(page, rep, 
     )
     assert all(title.startswith("Alpha") for title in shown_titles(page))
 
-    page.go_back()
+    go_back(page)
     page.wait_for_url(lambda url: "q=Alpha" not in url)
     page.wait_for_selector("#pipeline-filters")
     assert (
@@ -109,8 +118,8 @@ def test_back_in_the_pipeline_shows_the_form_the_list_was_drawn_with(page, rep, 
     assert all(title.startswith("Beta") for title in shown_titles(page))
 
     # Forward restores too.
-    page.go_back()
-    page.go_forward()
+    go_back(page)
+    go_back(page, forward=True)
     page.wait_for_url(re.compile(r"q=Beta"))
     page.wait_for_selector("#pipeline-filters")
     assert form_state(page) == url_state(page)
