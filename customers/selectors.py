@@ -98,3 +98,54 @@ def companies_filtered(*, q: str = "", segment: str = "", region: str = "") -> Q
     if region:
         companies = companies.filter(region=region)
     return companies
+
+
+def group_suppressions(active: list) -> list[dict]:
+    """
+    A company's active suppressions (with their `description`) as one line per product (or
+    line, or everything) and person (or the whole company), for the brief: what, who, why,
+    until when (the latest end; none if any is indefinite), and the suppressions behind it.
+    Do-not-contact lines first, then those lasting longest.
+    """
+    from customers.models import SuppressionReason, SuppressionScope
+
+    groups: dict[tuple, dict] = {}
+    for s in active:
+        key = (s.contact_id, s.scope, s.product_id, s.product_line_id)
+        group = groups.get(key)
+        if group is None:
+            if s.reason == SuppressionReason.DO_NOT_CONTACT:
+                what = "Any contact at all"
+            elif s.scope == SuppressionScope.ALL:
+                what = "Anything"
+            elif s.scope == SuppressionScope.PRODUCT:
+                what = s.product.name
+            else:
+                what = f"Any {s.product_line.name} product"
+            group = groups[key] = {
+                "what": what,
+                "who": s.contact.full_name if s.contact_id else "Whole company",
+                "reasons": [],
+                "until": s.until,
+                "indefinite": False,
+                "do_not_contact": False,
+                "items": [],
+            }
+        group["items"].append(s)
+        label = s.get_reason_display()
+        if label not in group["reasons"]:
+            group["reasons"].append(label)
+        group["do_not_contact"] |= s.reason == SuppressionReason.DO_NOT_CONTACT
+        if s.until is None:
+            group["indefinite"] = True
+        elif group["until"] is None or s.until > group["until"]:
+            group["until"] = s.until
+    return sorted(
+        groups.values(),
+        key=lambda g: (
+            not g["do_not_contact"],
+            not g["indefinite"],
+            -(g["until"].toordinal() if g["until"] else 0),
+            g["what"],
+        ),
+    )

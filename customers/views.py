@@ -57,6 +57,7 @@ def _brief_context(request, company: Company, contact_form: ContactForm) -> dict
         "contacts": list(contacts_of(company)),
         "contact_form": contact_form,
         "suppressions": suppressions,
+        "suppression_groups": selectors.group_suppressions(suppressions["active"]),
         "can_lift": suppression.can_lift(request.user),
         "can_edit": access.can_edit_company(request.user, company),
         "sections": sections.collect("DEBRIEF_BRIEF_SECTIONS", request=request, company=company),

@@ -33,6 +33,14 @@
     }
   });
 
+  // A link to a folded <details> (e.g. "Write a debrief" at the top of the brief) unfolds it,
+  // then the browser scrolls to it as to any anchor.
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-opens-details]");
+    const target = link && document.querySelector(link.getAttribute("href"));
+    if (target && target.tagName === "DETAILS") target.open = true;
+  });
+
   // A form that comes back refused (e.g. the deal form over a suppression) puts its summary
   // above the fields, out of sight of the button that was pressed: bring it into view and move
   // focus to it, so that sighted and screen-reader users both meet the reason first.
