@@ -9,18 +9,27 @@ PORT ?= 8000
 export DEBUG ?= true
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-smoke lint format worker beat migrate seed clean
+.PHONY: install install-runtime run test test-smoke lint format worker beat migrate seed clean
 
-$(VENV)/.installed: pyproject.toml
+# Two stamps: the runtime (what `make run`, the worker and the benchmarks need) and the
+# developer tools on top (pytest, Playwright, ruff, schemathesis: several hundred MB more), so
+# that trying the product does not download the test stack.
+$(VENV)/.runtime: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+install-runtime: $(VENV)/.runtime
+
 install: $(VENV)/.installed
 
-migrate: install
+migrate: install-runtime
 	$(PY) manage.py migrate --noinput
 
 run: migrate
@@ -47,10 +56,10 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-worker: install
+worker: install-runtime
 	$(VENV)/bin/celery -A crm_site worker -l info
 
-beat: install
+beat: install-runtime
 	$(VENV)/bin/celery -A crm_site beat -l info
 
 clean:
@@ -64,9 +73,9 @@ LOAD_ARGS ?=
 .PHONY: bench load
 
 # Timings of the pages and jobs with targets; writes bench/results.json.
-bench: install
+bench: install-runtime
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m bench.run $(BENCH_ARGS)
 
 # At most 60 s: gunicorn with 2 workers on loopback, 50 logged-in users on a mix of pages.
-load: install
+load: install-runtime
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m bench.load $(LOAD_ARGS)

@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import AdminUserCreationForm, AuthenticationForm, UserChangeForm
 
 from accounts.models import User, login_key
 
@@ -27,3 +27,13 @@ class UserAdminChangeForm(UserChangeForm):
         if clash.exists():
             raise forms.ValidationError("A user with this e-mail address already exists.")
         return email
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, asking for the e-mail address people sign in with."""
+
+    username = forms.CharField(
+        label="E-mail",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True}),
+    )

@@ -17,6 +17,14 @@ def test_login_page_renders(client):
 
 
 @pytest.mark.smoke
+def test_login_asks_for_an_email_address(client):
+    field = client.get(reverse("login")).context["form"]["username"]
+    html = str(field)
+    assert field.label == "E-mail"
+    assert 'type="email"' in html and 'autocomplete="username"' in html
+
+
+@pytest.mark.smoke
 def test_login_by_email_is_case_insensitive(client, rep):
     response = client.post(
         reverse("login"),
