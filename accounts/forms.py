@@ -1,5 +1,10 @@
 from django import forms
-from django.contrib.auth.forms import AdminUserCreationForm, AuthenticationForm, UserChangeForm
+from django.contrib.auth.forms import (
+    AdminUserCreationForm,
+    AuthenticationForm,
+    UserChangeForm,
+    UsernameField,
+)
 
 from accounts.models import User, login_key
 
@@ -32,8 +37,9 @@ class UserAdminChangeForm(UserChangeForm):
 class LoginForm(AuthenticationForm):
     """Django's login form, asking for the e-mail address people sign in with."""
 
-    username = forms.CharField(
+    # Django's own field (NFKC, no length validator: an over-long name is a failed login,
+    # recorded by the lockout like any other), shown as an e-mail input.
+    username = UsernameField(
         label="E-mail",
-        max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True}),
     )

@@ -3,6 +3,7 @@ End-to-end tests: Playwright for Python driving Debian's Chromium (/usr/bin/chro
 by .ci/run; no browser download) against pytest-django's live server.
 """
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -53,14 +54,21 @@ def _launch(sync_playwright):
         browser.close()
 
 
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+@contextlib.contextmanager
+def opened_page(browser, base_url: str, *, viewport=None, bypass_csp: bool = False):
+    """
+    A page in a context of its own; on leaving, the JavaScript errors it met (and any script
+    or style the Content-Security-Policy blocked) fail the test.
+    """
+    context = browser.new_context(
+        base_url=base_url,
+        viewport=viewport or {"width": 1280, "height": 900},
+        bypass_csp=bypass_csp,
+    )
     page = context.new_page()
     page.set_default_timeout(10_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # A script or style the Content-Security-Policy blocks is a bug too.
     page.on(
         "console",
         lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
@@ -69,6 +77,22 @@ def page(browser, live_server):
     yield page
     context.close()
     assert not errors, f"JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def page(browser, live_server):
+    with opened_page(browser, live_server.url) as page:
+        yield page
+
+
+@pytest.fixture
+def axe_page(browser, live_server):
+    """
+    A page whose context lets axe's inline script run: the Content-Security-Policy rightly
+    blocks it, and the journeys test the policy; this context only checks accessibility.
+    """
+    with opened_page(browser, live_server.url, bypass_csp=True) as page:
+        yield page
 
 
 def shot(page, name: str) -> None:

@@ -9,19 +9,6 @@ from tests.factories import CompanyFactory, ContactFactory, OpportunityFactory
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def axe_page(browser, live_server):
-    # axe is injected as an inline script, which the Content-Security-Policy (rightly) blocks;
-    # the journeys test the policy, this context only checks accessibility.
-    context = browser.new_context(
-        base_url=live_server.url, bypass_csp=True, viewport={"width": 1280, "height": 900}
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-
-
 def test_main_pages_have_no_serious_accessibility_violations(axe_page, rep, defaults):
     company = CompanyFactory(name="Brightwater Foods")
     contact = ContactFactory(company=company)
