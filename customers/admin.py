@@ -24,6 +24,8 @@ class CsvImportExportAdmin(ImportExportModelAdmin):
 
     import_formats = [CSV]
     export_formats = [SafeCSV]
+    # Every problem written out in the page, not only on hover.
+    import_template_name = "admin/customers/csv_import.html"
 
     def process_result(self, result, request):
         # The resource rolls back a file with any bad row; say so instead of "Import finished".

@@ -1,7 +1,13 @@
 """
 Checking a call list against the suppressions: a CSV comes in with any of the columns `email`,
 `phone`, `company_domain` (and optionally `product`), and goes back out, streamed, with
-`suppressed`, `reason` and `until` added.
+`suppressed`, `reason`, `until` and `problem` added; or it is summarised (rows, suppressed, by
+reason, rows with problems) for the page.
+
+Rows keep their order and their cells as uploaded. A row whose number of values differs from the
+header's keeps them all and says so in `problem`: a short row's missing cells are read and
+written as blank, so that the added columns stay under their names; a long row's first values
+are checked under the header's columns and its extra values follow `problem`, unchecked.
 
 The file is read twice: once to validate all of it (text in UTF-8, with or without a byte order
 mark, UTF-16 with its byte order mark, or Windows-1252; CSV; a usable column; at most MAX_ROWS
@@ -13,6 +19,7 @@ number of queries. Nothing is stored.
 import codecs
 import csv
 import io
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +27,7 @@ from operator import itemgetter
 
 from crm_site.csvsafe import FORMULA_STARTS, safe_cell
 from customers import suppression
+from customers.models import SuppressionReason
 from customers.normalize import normalize_domain, normalize_email, normalize_phone
 
 MAX_ROWS = 100_000
@@ -32,7 +40,9 @@ BATCH_ROWS = 10_000
 BATCH_CELLS = 200_000
 ADDED_CACHE = 50_000  # distinct results whose added cells are kept, per file
 KEY_COLUMNS = ("email", "phone", "company_domain")
-ADDED_COLUMNS = ("suppressed", "reason", "until")
+ADDED_COLUMNS = ("suppressed", "reason", "until", "problem")
+# The summary lists this many rows with problems, then says how many more there are.
+LISTED_PROBLEMS = 20
 
 
 class CallListError(ValueError):
@@ -186,9 +196,55 @@ class _Line:
         return value
 
 
+def problem(number: int, values: int, columns: int) -> str:
+    """What is wrong with row `number` (a spreadsheet's numbering: the header is row 1)."""
+    if values > columns:
+        extra = values - columns
+        return (
+            f"Row {number:,} has {values:,} values but the header has {columns:,} columns: "
+            f"only the first {columns:,} were checked, and the {extra:,} extra "
+            f"{'value is' if extra == 1 else 'values are'} kept after the problem column. "
+            "Check that each value is under the right name (a comma inside a value that is "
+            "not in quotes splits it in two)."
+        )
+    return (
+        f"Row {number:,} has {values:,} {'value' if values == 1 else 'values'} but the header "
+        f"has {columns:,} columns: the missing ones were read as blank."
+    )
+
+
+def _batches(upload, layout: Layout) -> Iterator[tuple[list[tuple[str, ...]], dict[int, int]]]:
+    """
+    The non-empty rows in batches, each with its odd rows (more or fewer values than the
+    header) as {position in the batch: row number}.
+    """
+    columns = len(layout.header)
+    with _text(upload, layout.encoding) as text:
+        reader = csv.reader(text, strict=True)
+        next(reader, None)
+        # Rows as tuples: the garbage collector stops tracking those, not lists (see
+        # suppression.check_keys).
+        batch: list[tuple[str, ...]] = []
+        odd: dict[int, int] = {}
+        cells = 0
+        for number, row in enumerate(reader, 2):
+            if not any(map(str.strip, row)):
+                continue
+            if len(row) != columns:
+                odd[len(batch)] = number
+            batch.append(tuple(row))
+            cells += len(row)
+            # Rows of thousands of cells fill memory long before BATCH_ROWS rows do.
+            if len(batch) >= BATCH_ROWS or cells >= BATCH_CELLS:
+                yield batch, odd
+                batch, odd, cells = [], {}, 0
+        if batch:
+            yield batch, odd
+
+
 def annotate(upload, layout: Layout) -> Iterator[str]:
     """
-    The checked CSV, one batch of lines at a time: the original cells (escaped) and the three
+    The checked CSV, one batch of lines at a time: the original cells (escaped) and the four
     new ones. Holds one batch, never the file.
     """
     line = csv.writer(_Line()).writerow
@@ -196,23 +252,32 @@ def annotate(upload, layout: Layout) -> Iterator[str]:
     products = suppression.product_index()
     lookups = suppression.Lookups()
     pitches = _pitches(layout)
+    columns = len(layout.header)
 
-    # The three added cells as CSV, after a row's own: results repeat (one per suppression
-    # that decides rows) and their reasons are long, so each is written once. A field is
-    # quoted on its own, so a row's line is its own cells' line with these in place of the end
-    # of line. Keyed by id(); `kept` keeps those results alive, so that an id stays theirs.
+    # The added cells as CSV, after a row's own: results repeat (one per suppression that
+    # decides rows) and their reasons are long, so each is written once. A field is quoted on
+    # its own, so a row's line is its own cells' line with these in place of the end of line.
+    # Keyed by id(); `kept` keeps those results alive, so that an id stays theirs.
     added: dict[int, str] = {}
     kept: list[suppression.Result] = []
 
-    def tail(result: suppression.Result) -> str:
+    def outcome(result: suppression.Result) -> list[str]:
         if not result.suppressed:
-            cells = ["no", "", ""]
-        else:
-            until = result.until.isoformat() if result.until else "indefinite"
-            cells = ["yes", safe_cell(result.reason), until]
-        return "," + line(cells)
+            return ["no", "", ""]
+        until = result.until.isoformat() if result.until else "indefinite"
+        return ["yes", safe_cell(result.reason), until]
 
-    def checked(batch: list[tuple[str, ...]]) -> str:
+    def guarded(cells) -> list[str]:
+        # Only cells that may need it go through the guard: it runs for every cell.
+        return [safe_cell(c) if c.startswith(FORMULA_STARTS) else c for c in cells]
+
+    def odd_line(row: tuple[str, ...], number: int, result: suppression.Result) -> str:
+        """A row of more or fewer values than the header: the added cells under their names."""
+        own = list(row[:columns]) + [""] * (columns - len(row))
+        note = problem(number, len(row), columns)
+        return line(guarded(own) + outcome(result) + [note] + guarded(row[columns:]))
+
+    def checked(batch: list[tuple[str, ...]], odd: dict[int, int]) -> str:
         results = suppression.check_keys(pitches(batch), products=products, lookups=lookups)
         if len(added) > ADDED_CACHE:
             added.clear()
@@ -221,28 +286,72 @@ def annotate(upload, layout: Layout) -> Iterator[str]:
         for row, result in zip(batch, results, strict=True):
             cells = added.get(id(result))
             if cells is None:
-                cells = added[id(result)] = tail(result)
+                cells = added[id(result)] = "," + line([*outcome(result), ""])
                 kept.append(result)
-            # Only cells that may need it go through the guard: it runs for every cell.
-            own = line([safe_cell(c) if c.startswith(FORMULA_STARTS) else c for c in row])
+            own = line(guarded(row))
             lines.append(own[:-2] + cells)  # without its "\r\n"
+        for position, number in odd.items():
+            lines[position] = odd_line(batch[position], number, results[position])
         return "".join(lines)
 
-    with _text(upload, layout.encoding) as text:
-        reader = csv.reader(text, strict=True)
-        next(reader, None)
-        # Rows as tuples: the garbage collector stops tracking those, not lists (see
-        # suppression.check_keys).
-        batch: list[tuple[str, ...]] = []
-        cells = 0
-        for row in reader:
-            if not any(map(str.strip, row)):
-                continue
-            batch.append(tuple(row))
-            cells += len(row)
-            # Rows of thousands of cells fill memory long before BATCH_ROWS rows do.
-            if len(batch) >= BATCH_ROWS or cells >= BATCH_CELLS:
-                yield checked(batch)
-                batch, cells = [], 0
-        if batch:
-            yield checked(batch)
+    for batch, odd in _batches(upload, layout):
+        yield checked(batch, odd)
+
+
+# The reasons in the order the summary names them.
+REASONS = (
+    SuppressionReason.DO_NOT_CONTACT,
+    SuppressionReason.BOUGHT,
+    SuppressionReason.DECLINED,
+    SuppressionReason.NO_DECISION,
+)
+
+
+@dataclass(frozen=True)
+class Summary:
+    rows: int
+    suppressed: int
+    by_reason: list[tuple[str, int]]  # (label, rows) for each reason that suppressed any
+    problems: int  # rows with more or fewer values than the header
+    listed: list[str]  # what is wrong with the first LISTED_PROBLEMS of them
+
+    @property
+    def clear(self) -> int:
+        return self.rows - self.suppressed
+
+
+def summarise(upload, layout: Layout) -> Summary:
+    """
+    What checking the file finds, for the page: the same batches and queries as annotate(),
+    counted instead of written.
+    """
+    products = suppression.product_index()
+    lookups = suppression.Lookups()
+    pitches = _pitches(layout)
+    columns = len(layout.header)
+    kinds: Counter[str] = Counter()
+    rows = problems = 0
+    listed: list[str] = []
+    for batch, odd in _batches(upload, layout):
+        results = suppression.check_keys(pitches(batch), products=products, lookups=lookups)
+        rows += len(batch)
+        # Results repeat (one per deciding suppression): count them by identity, then their
+        # kinds, rather than hash every row's result.
+        by_id = dict(zip(map(id, results), results, strict=True))
+        for key, count in Counter(map(id, results)).items():
+            result = by_id[key]
+            if result.suppressed:
+                kinds[result.kind] += count
+        problems += len(odd)
+        for position, number in odd.items():
+            if len(listed) < LISTED_PROBLEMS:
+                listed.append(problem(number, len(batch[position]), columns))
+    labels = dict(SuppressionReason.choices)
+    by_reason = [(labels[kind], kinds[kind]) for kind in REASONS if kinds[kind]]
+    return Summary(
+        rows=rows,
+        suppressed=sum(kinds.values()),
+        by_reason=by_reason,
+        problems=problems,
+        listed=listed,
+    )

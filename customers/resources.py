@@ -5,7 +5,14 @@ An import is all or nothing: the admin first shows a dry run (rolled back) as th
 file with any bad row imports nothing, with each problem named by row and column. Companies are
 matched by domain and contacts by company domain and e-mail, so importing the same file twice
 updates rows instead of duplicating them.
+
+The header is checked before any row: column names are read without regard to case, spaces
+(`Size band` is `size_band`) or surrounding blanks, and a file that lacks a required column or
+names one this import does not know is refused, naming both and the columns it expects, so that
+a misspelt column is not read as an empty one on every row.
 """
+
+import difflib
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import validate_email
@@ -118,8 +125,47 @@ class CompanyByDomainWidget(widgets.ForeignKeyWidget):
             ) from None
 
 
+class ColumnsError(ValueError):
+    """The file's header does not name the columns the import needs; the message says how."""
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"“{name}”" for name in names)
+
+
 class AllOrNothingResource(resources.ModelResource):
     """Shared behaviour: one transaction, full model validation, errors keyed by column."""
+
+    # Columns a file may leave out (their cells are then empty); every other one is required.
+    optional_columns: tuple[str, ...] = ()
+
+    def column_problem(self, headers: list[str]) -> str | None:
+        """What is wrong with the header, in a sentence for the admin, or None."""
+        expected = [field.column_name for field in self.get_import_fields()]
+        required = [name for name in expected if name not in self.optional_columns]
+        given = [name for name in headers if name]
+        missing = [name for name in required if name not in given]
+        unknown = [name for name in given if name not in expected]
+        if not missing and not unknown:
+            return None
+        problems = []
+        if missing:
+            problems.append(
+                f"The file has no {_quoted(missing)} column{'s' if len(missing) > 1 else ''}."
+            )
+        for name in unknown:
+            guess = difflib.get_close_matches(name, expected, n=1, cutoff=0.6)
+            hint = f" Did you mean “{guess[0]}”?" if guess else ""
+            problems.append(f"“{name}” is not a column this import knows.{hint}")
+        wanted = ", ".join(required)
+        optional = [name for name in expected if name in self.optional_columns]
+        if optional:
+            wanted += f", and if you have them {', '.join(optional)}"
+        return (
+            " ".join(problems)
+            + f" The first line of the file must name the columns {wanted}: correct it and "
+            "import the file again."
+        )
 
     def import_data(
         self,
@@ -131,6 +177,20 @@ class AllOrNothingResource(resources.ModelResource):
         rollback_on_validation_errors=False,
         **kwargs,
     ):
+        if dataset.headers:
+            dataset.headers = [
+                "_".join(str(name or "").lstrip("\ufeff").lower().split())
+                for name in dataset.headers
+            ]
+        problem = self.column_problem(dataset.headers or [])
+        if problem:
+            # Refused before any row is read: each would only repeat "this field cannot be
+            # blank" for the column that is not there.
+            result = self.get_result_class()()
+            result.diff_headers = self.get_diff_headers()
+            result.total_rows = len(dataset)
+            result.append_base_error(self.get_error_result_class()(ColumnsError(problem)))
+            return result
         # Whoever calls this (admin preview, admin confirm, a script), a bad row means nothing
         # is saved: the admin's confirm step would otherwise skip invalid rows and keep the rest.
         return super().import_data(
@@ -194,6 +254,8 @@ class CompanyResource(AllOrNothingResource):
 
 
 class ContactResource(AllOrNothingResource):
+    optional_columns = ("title", "phone")
+
     company = fields.Field(
         attribute="company", column_name="company_domain", widget=CompanyByDomainWidget()
     )

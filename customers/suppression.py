@@ -244,9 +244,21 @@ class Verdict:
         return text
 
     def error(self) -> ValidationError:
-        """The refusal as a form error per suppression (code "suppressed")."""
+        """
+        The refusal as a form error per suppression: code "do_not_contact" for a do-not-contact
+        entry (no exception can let it through), "suppressed" for the others.
+        """
+        applying = (self.suppression, *self.others) if self.suppressed else ()
         return ValidationError(
-            [ValidationError(sentence, code="suppressed") for sentence in self.sentences]
+            [
+                ValidationError(
+                    sentence,
+                    code="do_not_contact"
+                    if s.reason == SuppressionReason.DO_NOT_CONTACT
+                    else "suppressed",
+                )
+                for s, sentence in zip(applying, self.sentences, strict=True)
+            ]
         )
 
 
@@ -689,6 +701,7 @@ class Result:
     reason: str = ""
     until: datetime.date | None = None
     matched: bool = True
+    kind: str = ""  # the deciding suppression's SuppressionReason, for counting by reason
 
 
 _NOT_MATCHED = Result(suppressed=False, matched=False)
@@ -999,7 +1012,7 @@ def _describe(seen: Lookups, winners: Iterable[tuple]) -> None:
             until,
             fmt,
         )
-        seen.results[pk] = Result(suppressed=True, reason=text, until=until)
+        seen.results[pk] = Result(suppressed=True, reason=text, until=until, kind=reason)
     seen.held += 2 * len(winners)  # a sentence weighs about two entries
 
 

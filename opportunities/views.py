@@ -135,11 +135,14 @@ def pipeline(request):
         "headers": _table_headers(request, sort, show_owner=not user.is_rep),
         "status": filterset.selected_status if filterset.is_valid() else None,
         "narrowed": filterset.has_narrowing_filters(),
+        "active_filters": filterset.active_filter_count(),
         "show_owner": not user.is_rep,
         "flags": flags,
     }
     template = "opportunities/pipeline.html"
     fragment = _wants_fragment(request)
+    # A fragment also refreshes the count on the folded "Filters" button, out of band.
+    context["filter_count_oob"] = fragment
     if fragment:
         template += "#results"
     response = render(request, template, context)
@@ -183,10 +186,12 @@ def opportunity_detail(request, opportunity_id: int):
 
 
 def _form_response(request, form: OpportunityForm, deal: Opportunity | None):
+    codes = {e.code for e in form.non_field_errors().as_data()}
     context = {
         "form": form,
         "deal": deal,
-        "blocked": any(e.code == "suppressed" for e in form.non_field_errors().as_data()),
+        "blocked": bool(codes & {"suppressed", "do_not_contact"}),
+        "do_not_contact": "do_not_contact" in codes,
     }
     template = "opportunities/opportunity_form.html"
     if _wants_fragment(request):

@@ -1,5 +1,8 @@
 """CSV import of companies and contacts in the admin: preview, confirm, all or nothing."""
 
+import re
+from html import unescape
+
 import pytest
 import tablib
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -39,6 +42,14 @@ def preview(client, model: str, text: str):
         reverse(f"admin:customers_{model}_import"),
         {"resource": "0", "format": "0", "import_file": upload(text)},
     )
+
+
+def problems_shown(response) -> list[str]:
+    """The problems the import page writes out, one per line, as the admin reads them."""
+    html = response.content.decode()
+    found = re.search(r'<ul class="errorlist import-problems">(.*?)</ul>', html, re.S)
+    assert found, "no list of problems on the page"
+    return [unescape(item.strip()) for item in re.findall(r"<li>(.*?)</li>", found[1], re.S)]
 
 
 def confirm(client, model: str, preview_response):
@@ -176,8 +187,12 @@ def test_bad_company_rows_are_named_by_row_and_column_and_nothing_is_imported(ad
     assert set(invalid) == {3, 4}
     assert '"spaceflight" is not a known segment' in invalid[3]["segment"][0]
     assert "name is missing" in invalid[4]["name"][0]
-    html = response.content.decode()
-    assert "spaceflight" in html and "validation-error-field-label" in html
+    # Written out in the page, not only in the table's hover box.
+    assert problems_shown(response) == [
+        'Row 3, segment: "spaceflight" is not a known segment. Use one of: software, '
+        "manufacturing, healthcare, finance, retail, public, education, logistics, media, energy.",
+        "Row 4, name: The company name is missing; this column cannot be empty.",
+    ]
     assert not Company.objects.exists()
 
 
@@ -249,3 +264,67 @@ def test_company_rows_need_a_domain_to_be_matched():
         "row needs one, e.g. example.com."
     ]
     assert not Company.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "header, shown",
+    [
+        (
+            "name,domain,segment,size_band",
+            "The file has no “region” column. The first line of the file must name the columns "
+            "name, domain, segment, size_band, region: correct it and import the file again.",
+        ),
+        (
+            "name,domian,segment,size_band,region",
+            "The file has no “domain” column. “domian” is not a column this import knows. Did you "
+            "mean “domain”? The first line of the file must name the columns name, domain, "
+            "segment, size_band, region: correct it and import the file again.",
+        ),
+        (
+            "name,domain,segment,size_band,region,notes",
+            "“notes” is not a column this import knows. The first line of the file must name "
+            "the columns name, domain, segment, size_band, region: correct it and import the file "
+            "again.",
+        ),
+    ],
+    ids=["missing", "misspelt", "unknown"],
+)
+def test_a_wrong_company_header_is_named_in_the_page_before_any_row(admin_client_, header, shown):
+    values = ["Kestrel", "kestrel.example", "software", "mid", "uk", "A note"]
+    row = ",".join(values[: header.count(",") + 1])
+    response = preview(admin_client_, "company", f"{header}\n{row}\n")
+    assert response.status_code == 200
+    assert problems_shown(response) == [shown]
+    assert "Traceback" not in response.content.decode()
+    assert "cannot be blank" not in response.content.decode()  # no row was read
+    assert "confirm_form" not in response.context
+    assert not Company.objects.exists()
+
+
+def test_column_names_are_read_without_case_or_spaces(admin_client_):
+    text = "\ufeffName, Domain ,SEGMENT,Size band,Region\nKestrel,kestrel.example,software,mid,uk\n"
+    response = preview(admin_client_, "company", text)
+    assert "confirm_form" in response.context, problems_shown(response)
+    confirm(admin_client_, "company", response)
+    assert Company.objects.get().domain == "kestrel.example"
+
+
+def test_contacts_may_leave_out_title_and_phone_but_not_misspell_them(admin_client_):
+    CompanyFactory(domain="kestrel.example")
+    response = preview(
+        admin_client_,
+        "contact",
+        "company_domain,full_name,email\nkestrel.example,Ann,a@kestrel.example\n",
+    )
+    assert "confirm_form" in response.context
+    response = preview(
+        admin_client_,
+        "contact",
+        "company_domain,full_name,titel,email\nkestrel.example,Ann,CFO,a@kestrel.example\n",
+    )
+    assert problems_shown(response) == [
+        "“titel” is not a column this import knows. Did you mean “title”? The first line of the "
+        "file must name the columns company_domain, full_name, email, and if you have them "
+        "title, phone: correct it and import the file again."
+    ]
+    assert not Contact.objects.exists()

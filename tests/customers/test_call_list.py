@@ -62,10 +62,10 @@ def test_annotates_bom_empty_lines_and_quoted_commas(rep_client, blocked):
     assert response.status_code == 200
     assert response["Content-Disposition"] == 'attachment; filename="list-checked.csv"'
     rows = rows_of(response)
-    assert rows[0] == ["name", "email", "phone", "suppressed", "reason", "until"]
+    assert rows[0] == ["name", "email", "phone", "suppressed", "reason", "until", "problem"]
     assert rows[1][:3] == ["Dana, the buyer", "DANA@Brightwater.example", ""]
     assert rows[1][3] == "yes" and "do-not-contact" in rows[1][4] and rows[1][5] == "indefinite"
-    assert rows[2][3] == "no" and rows[2][4] == "" and rows[2][5] == ""
+    assert rows[2][3] == "no" and rows[2][4] == "" and rows[2][5] == "" and rows[2][6] == ""
     assert rows[3][3] == "yes"  # matched by the normalised phone number
     assert len(rows) == 4  # the empty line is dropped
 
@@ -176,7 +176,7 @@ def test_100k_rows_are_checked_set_based(rep_client, blocked):
     assert len(queries) <= 1 + 4 * batches, len(queries)
 
 
-def test_short_rows_read_missing_cells_as_blank(rep_client, blocked):
+def test_short_rows_read_missing_cells_as_blank_and_say_so(rep_client, blocked):
     text = (
         "name,email,phone,company_domain\n"
         "Only a name\n"
@@ -184,10 +184,112 @@ def test_short_rows_read_missing_cells_as_blank(rep_client, blocked):
         ",,020 7946 0018\n"
     )
     rows = rows_of(rep_client.post(URL, {"file": upload(text)}))
-    assert rows[1] == ["Only a name", "no", "", ""]
-    assert rows[2][:3] == ["Dana", "dana@brightwater.example", "yes"]
-    assert rows[3][:4] == ["", "", "020 7946 0018", "yes"]
-    assert rows[2][3] == rows[3][4]  # the same suppression, described the same way
+    # Padded to the header, so that the added cells sit under their names.
+    assert rows[1][:7] == ["Only a name", "", "", "", "no", "", ""]
+    assert rows[1][7] == (
+        "Row 2 has 1 value but the header has 4 columns: the missing ones were read as blank."
+    )
+    assert rows[2][:5] == ["Dana", "dana@brightwater.example", "", "", "yes"]
+    assert rows[2][7].startswith("Row 3 has 2 values but the header has 4 columns")
+    assert rows[3][:5] == ["", "", "020 7946 0018", "", "yes"]
+    assert rows[2][5] == rows[3][5]  # the same suppression, described the same way
+    assert {len(row) for row in rows} == {8}
+
+
+def test_a_row_with_extra_values_keeps_them_after_the_added_columns(rep_client, blocked):
+    text = (
+        "name,email,phone\n"
+        'Dana,dana@brightwater.example,"+44 20 7946 0018"\n'
+        "Dana, the buyer,dana@brightwater.example,+44 20 7946 0018,=cmd\n"  # unquoted comma
+        "Ann,ann@nowhere.example,\n"
+    )
+    rows = rows_of(rep_client.post(URL, {"file": upload(text)}))
+    assert rows[0] == ["name", "email", "phone", *calllist.ADDED_COLUMNS]
+    assert rows[1][3] == "yes" and rows[1][6] == ""
+    # The user's columns as uploaded, the check of those three, the note, then the extras
+    # (formula-guarded like any cell).
+    assert rows[2][:4] == ["Dana", " the buyer", "dana@brightwater.example", "no"]
+    assert rows[2][6] == (
+        "Row 3 has 5 values but the header has 3 columns: only the first 3 were checked, and "
+        "the 2 extra values are kept after the problem column. Check that each value is under "
+        "the right name (a comma inside a value that is not in quotes splits it in two)."
+    )
+    assert rows[2][7:] == ["+44 20 7946 0018", "'=cmd"]
+    assert rows[3] == ["Ann", "ann@nowhere.example", "", "no", "", "", ""]
+    assert len(rows) == 4  # every row, in order
+
+
+def test_row_numbers_count_blank_lines_and_quoted_line_breaks_as_a_spreadsheet_does(
+    rep_client, blocked
+):
+    text = 'email,note\n\n"a@x.example","two\nlines"\nb@x.example\n'
+    rows = rows_of(rep_client.post(URL, {"file": upload(text)}))
+    assert rows[2][:2] == ["b@x.example", ""]
+    assert rows[2][-1].startswith("Row 4 has 1 value")  # header 1, blank 2, quoted row 3
+
+
+def summary_of(client, text: str, **extra):
+    return client.post(URL + "?summary=1", {"file": upload(text)}, **extra)
+
+
+def test_check_shows_a_summary_by_reason_and_names_rows_with_problems(
+    rep_client, rep, blocked, lost_set
+):
+    from reflections.models import Outcome
+    from tests.reflections.conftest import lost_answers
+
+    northwind = CompanyFactory(domain="northwind.example")
+    buyer = ContactFactory(company=northwind, email="buyer@northwind.example")
+    closed(rep, northwind, buyer, ProductFactory(), Outcome.LOST, lost_answers(lost_set))
+    text = (
+        "name,email,company_domain\n"
+        "Dana,dana@brightwater.example,\n"  # do not contact
+        "Buyer,buyer@northwind.example,\n"  # declined
+        "Buyer again,BUYER@northwind.example,\n"  # declined
+        "Free,free@nowhere.example,\n"
+        "Too,many,values,here\n"  # row 6: four values under three columns
+    )
+    with CaptureQueriesContext(connection) as queries:
+        response = summary_of(rep_client, text)
+    assert response.status_code == 200
+    summary = response.context["summary"]
+    assert (summary.rows, summary.suppressed, summary.clear, summary.problems) == (5, 3, 2, 1)
+    assert summary.by_reason == [("Do not contact", 1), ("Declined", 2)]
+    assert summary.listed == [calllist.problem(6, 4, 3)]
+    page = response.content.decode()
+    assert "What the check found in list.csv" in page
+    assert "Do not contact: 1" in page and "Declined: 2" in page
+    assert "Row 6 has 4 values but the header has 3 columns" in page
+    assert "choose the file again" in page  # without htmx the page cannot keep the file
+    # Session and user, then the download's batched reads: products, people, domains,
+    # suppressions, their deals. None per row.
+    assert len(queries) == 7, [q["sql"] for q in queries.captured_queries]
+
+
+def test_check_through_htmx_answers_the_summary_only(rep_client, blocked):
+    response = summary_of(rep_client, "email\ndana@brightwater.example\n", HTTP_HX_REQUEST="true")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert page.lstrip().startswith('<div id="call-list-result">')
+    assert 'form="call-list-form"' in page and "Download the checked file" in page
+    assert "<h1>" not in page
+
+
+def test_a_refused_file_through_htmx_replaces_the_form_with_its_error(rep_client):
+    response = summary_of(rep_client, "name,city\nDana,Leeds\n", HTTP_HX_REQUEST="true")
+    assert response.status_code == 422  # htmx swaps it
+    assert response["HX-Retarget"] == "#call-list-check"
+    assert response["HX-Reswap"] == "outerHTML"
+    page = response.content.decode()
+    assert page.lstrip().startswith('<div id="call-list-check">')
+    assert "No usable column" in page and "What the check found" not in page
+
+
+def test_summary_lists_at_most_twenty_problems(rep_client, blocked):
+    text = "email,name\n" + "".join(f"p{i}@x.example\n" for i in range(30))
+    summary = summary_of(rep_client, text).context["summary"]
+    assert summary.problems == 30 and len(summary.listed) == calllist.LISTED_PROBLEMS
+    assert summary.listed[0].startswith("Row 2 ") and summary.listed[-1].startswith("Row 21 ")
 
 
 def test_the_answer_streams_one_batch_at_a_time(rep_client, blocked, monkeypatch):
@@ -236,7 +338,7 @@ def test_the_answer_is_what_csv_writer_writes(rep_client, blocked, rows):
             until = result.until.isoformat() if result.until else "indefinite"
         writer.writerow(
             [safe_cell(cell) for cell in row]
-            + ["yes" if result.suppressed else "no", safe_cell(result.reason), until]
+            + ["yes" if result.suppressed else "no", safe_cell(result.reason), until, ""]
         )
     assert body == expected.getvalue()
 
@@ -259,3 +361,22 @@ def test_batches_are_bounded_by_cells_not_only_rows(rep_client, blocked, monkeyp
     assert len(result) == 11  # every row comes back, in order
     assert [r[0] for r in result[1:]] == [f"p{n}@x.example" for n in range(10)]
     assert max(sizes) <= 2 and sum(sizes) == 10  # 50 cells a row: two rows a batch
+
+
+def test_summary_counts_across_batches_as_the_download_writes(rep_client, blocked, monkeypatch):
+    monkeypatch.setattr(calllist, "BATCH_ROWS", 2)
+    text = (
+        "email,name\n"
+        "a@x.example,A\n"
+        "dana@brightwater.example,Dana\n"
+        "b@x.example\n"  # row 4, the first of the second batch
+        "dana@brightwater.example,Dana,again\n"  # row 5
+        "c@x.example,C\n"
+    )
+    summary = summary_of(rep_client, text).context["summary"]
+    assert (summary.rows, summary.suppressed, summary.problems) == (5, 2, 2)
+    assert summary.by_reason == [("Do not contact", 2)]
+    assert [note[:6] for note in summary.listed] == ["Row 4 ", "Row 5 "]
+    rows = rows_of(rep_client.post(URL, {"file": upload(text)}))
+    assert [row[2] for row in rows[1:]] == ["no", "yes", "no", "yes", "no"]
+    assert [row[5][:6] for row in rows[1:]] == ["", "", "Row 4 ", "Row 5 ", ""]

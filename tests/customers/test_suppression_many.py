@@ -208,7 +208,7 @@ def test_check_many_decides_and_explains_like_the_reference(world):
                 else:
                     best = min(candidates, key=_rank)
                     reason = suppression.describe(best)
-                    expected.append(suppression.Result(True, reason, best.until))
+                    expected.append(suppression.Result(True, reason, best.until, kind=best.reason))
             assert suppression.check_many(pitches, on=DAY) == expected
             # Batch by batch with what earlier batches read, as a call list does; and with a
             # cache that forgets after every batch.
