@@ -56,6 +56,28 @@ def overrides_visible_to(user) -> QuerySet:
     )
 
 
+def overrides_waiting_for(user) -> QuerySet:
+    """
+    Pending override requests this user may decide (as customers.suppression.can_decide): a
+    manager's teams' requests, every request for an administrator, never their own; none for a
+    rep. Oldest first: the one waiting longest is answered first. A single query (the teams
+    are joined, not looked up first), so that the navigation can count it on every page.
+    """
+    from accounts.models import Role
+    from customers.models import OverrideStatus, SuppressionOverride
+
+    if not user.is_authenticated or not user.is_active or user.role == Role.REP:
+        return SuppressionOverride.objects.none()
+    waiting = SuppressionOverride.objects.filter(status=OverrideStatus.PENDING).exclude(
+        requested_by=user
+    )
+    if user.role == Role.MANAGER:
+        waiting = waiting.filter(requested_by__team__managers=user)
+    return waiting.select_related(
+        "company", "contact", "product", "requested_by", "suppression"
+    ).order_by("requested_at", "id")
+
+
 def suppressions_of(company: Company, *, recent_days: int = 90) -> dict:
     """A company's active suppressions, and those that ended or were lifted recently."""
     import datetime

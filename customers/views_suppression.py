@@ -9,9 +9,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import reswap, retarget
 
 from accounts import access
 from crm_site.forms import add_service_errors
+from crm_site.redirects import safe_next
 from customers import calllist, selectors, suppression
 from customers.forms_suppression import (
     CallListForm,
@@ -26,38 +28,59 @@ from customers.models import Company, Contact, OverrideStatus, Suppression
 @require_http_methods(["GET", "POST"])
 @login_required
 def call_list_check(request):
-    """Upload a call list; get it back, streamed, with suppressed / reason / until added."""
+    """
+    Upload a call list. "Check" (?summary=1) shows what the check finds on the page; "Check and
+    download" answers the file itself, streamed, with suppressed / reason / until / problem added.
+    """
     form = CallListForm()
-    status = 200
+    wants_summary = request.GET.get("summary") == "1"
+    context = {"form": form, "max_rows": calllist.MAX_ROWS}
     if request.method == "POST":
         # Refuse an oversized upload before Django spools it to disk.
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > calllist.MAX_BYTES + 64 * 1024:
-            error = (
+            context["error"] = (
                 f"The file is larger than {calllist.MAX_BYTES // 1024 // 1024} MB. "
                 "Split it and check each part."
             )
-            context = {"form": form, "error": error}
-            return render(request, "customers/call_list_check.html", context, status=413)
-        form = CallListForm(request.POST, request.FILES)
-        if form.is_valid():
-            upload = form.cleaned_data["file"]
-            try:
-                layout = calllist.validate(upload)
-            except calllist.CallListError as exc:
-                form.add_error("file", str(exc))
-            else:
-                name = upload.name.rsplit(".", 1)[0][:80] or "call-list"
-                response = StreamingHttpResponse(
-                    calllist.annotate(upload, layout), content_type="text/csv; charset=utf-8"
-                )
-                safe = "".join(ch for ch in name if ch.isalnum() or ch in "-_ ") or "call-list"
-                response["Content-Disposition"] = f'attachment; filename="{safe}-checked.csv"'
-                response["X-Rows-Checked"] = str(layout.rows)
-                return response
-        status = 400
-    context = {"form": form, "max_rows": calllist.MAX_ROWS}
-    return render(request, "customers/call_list_check.html", context, status=status)
+            return _call_list_page(request, context, status=413)
+        form = context["form"] = CallListForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return _call_list_page(request, context, status=400)
+        upload = form.cleaned_data["file"]
+        try:
+            layout = calllist.validate(upload)
+        except calllist.CallListError as exc:
+            form.add_error("file", str(exc))
+            return _call_list_page(request, context, status=400)
+        if wants_summary:
+            context["summary"] = calllist.summarise(upload, layout)
+            context["file_name"] = upload.name
+            context["form"] = CallListForm()  # a page cannot hand the file back to the browser
+            return _call_list_page(request, context, status=200)
+        name = upload.name.rsplit(".", 1)[0][:80] or "call-list"
+        response = StreamingHttpResponse(
+            calllist.annotate(upload, layout), content_type="text/csv; charset=utf-8"
+        )
+        safe = "".join(ch for ch in name if ch.isalnum() or ch in "-_ ") or "call-list"
+        response["Content-Disposition"] = f'attachment; filename="{safe}-checked.csv"'
+        response["X-Rows-Checked"] = str(layout.rows)
+        return response
+    return _call_list_page(request, context, status=200)
+
+
+def _call_list_page(request, context: dict, *, status: int):
+    """
+    The page, or for htmx its summary (the file stays chosen in the browser, ready to download)
+    or, when the file was refused, the form with its error in place of form and summary.
+    """
+    template = "customers/call_list_check.html"
+    if not request.htmx:
+        return render(request, template, context, status=status)
+    if status == 200:
+        return render(request, f"{template}#result", context)
+    response = render(request, f"{template}#check", context, status=422)
+    return reswap(retarget(response, "#call-list-check"), "outerHTML")
 
 
 def _int_param(request, name: str) -> int | None:
@@ -182,10 +205,12 @@ def override_decide(request, override_id: int):
     override = access.get_or_404(selectors.overrides_visible_to(request.user), pk=override_id)
     if not suppression.can_decide(request.user, override):
         raise Http404("Not yours to decide")
+    # Decided from the manager's home (or the list): back to where the decision was taken.
+    back = safe_next(request) or reverse("customers:override_list")
     form = OverrideDecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose approve or decline.")
-        return redirect("customers:override_list")
+        return redirect(back)
     try:
         suppression.override_decide(
             actor=request.user,
@@ -200,7 +225,7 @@ def override_decide(request, override_id: int):
     else:
         verb = "Approved" if form.cleaned_data["decision"] == "approve" else "Declined"
         messages.success(request, f"{verb} {override.requested_by.full_name}'s request.")
-    return redirect("customers:override_list")
+    return redirect(back)
 
 
 @require_http_methods(["GET", "POST"])

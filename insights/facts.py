@@ -25,7 +25,7 @@ What each dimension counts:
 import datetime
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 
 from django.conf import settings
@@ -562,6 +562,7 @@ def rollup_facts(
     min_slice: int | None = None,
     stored_previous: bool = False,
     today: datetime.date | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, list[InsightFact]]:
     """
     Unsaved facts per period kind for `periods` (kind -> periods; None: every period that has
@@ -573,6 +574,9 @@ def rollup_facts(
     its stored facts when it has them (its organisation summary is there), and read from the
     reflections only when it has none. Reflections read: one query, answers: one query, buyers'
     survey answers: one query, stored facts: one query, whatever the data size.
+
+    `progress`, if given, hears how far the computation is, in percent: once the rows are read
+    and after each period kind, so that a run's progress bar moves while it computes.
     """
     k = settings.DEBRIEF_INSIGHT_MIN_SLICE if min_slice is None else min_slice
     scope_kinds = list(scope_kinds or SCOPE_FIELDS)
@@ -626,7 +630,14 @@ def rollup_facts(
             starts[kind].add(start)
         targets = {kind: [Period(kind, s) for s in sorted(starts[kind])] for kind in wanted}
     today = today or timezone.localdate()
-    return {kind: _facts(tally, kind, ps, k, today) for kind, ps in targets.items()}
+    if progress:
+        progress(15)
+    computed = {}
+    for done, (kind, kind_periods) in enumerate(targets.items(), start=1):
+        computed[kind] = _facts(tally, kind, kind_periods, k, today)
+        if progress:
+            progress(15 + done * 85 // len(targets))
+    return computed
 
 
 def facts_from_rows(

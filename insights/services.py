@@ -145,9 +145,7 @@ def insights_rebuild(*, progress: Progress | None = None) -> int:
     compared with its previous period as just recomputed, never with stored facts.
     """
     pending = _pending_snapshot()
-    facts = fact_rules.rollup_facts(periods=None)
-    if progress:
-        progress(50)
+    facts = fact_rules.rollup_facts(periods=None, progress=_scaled(progress, 0, 50))
     written = 0
     for done, kind in enumerate(PERIOD_KINDS, start=1):
         written += _write(facts.get(kind, []), kind=kind)
@@ -177,9 +175,9 @@ def insights_refresh_pending(*, progress: Progress | None = None) -> int:
     periods = {kind: sorted(targets[kind]) for kind in PERIOD_KINDS if targets[kind]}
     written = 0
     if periods:
-        facts = fact_rules.rollup_facts(periods=periods, stored_previous=True)
-        if progress:
-            progress(50)
+        facts = fact_rules.rollup_facts(
+            periods=periods, stored_previous=True, progress=_scaled(progress, 0, 50)
+        )
         for done, (kind, kind_periods) in enumerate(periods.items(), start=1):
             written += _write(
                 facts.get(kind, []),
@@ -190,6 +188,13 @@ def insights_refresh_pending(*, progress: Progress | None = None) -> int:
                 progress(50 + int(done * 49 / len(periods)))
     _pending_clear(pending)
     return written
+
+
+def _scaled(progress: Progress | None, start: int, end: int) -> Progress | None:
+    """A step's own 0-100% as its share (start to end) of the whole run's progress."""
+    if progress is None:
+        return None
+    return lambda percent: progress(start + percent * (end - start) // 100)
 
 
 def _pending_snapshot() -> list[tuple[str, datetime.date, datetime.datetime]]:
@@ -210,11 +215,14 @@ def _pending_clear(snapshot) -> None:
 WORK = {RunKind.REBUILD: insights_rebuild, RunKind.REFRESH: insights_refresh_pending}
 
 
-def insight_run_execute(*, run_id: int) -> InsightRun | None:
+def insight_run_execute(*, run_id: int, beat: bool | None = None) -> InsightRun | None:
     """
     Do the work of a run and record how it went. A run that already succeeded is left alone
     (a redelivered message), and so is one that no longer exists; a failure is stored with
     its reason and re-raised, so the task can retry when the error is transient.
+
+    `beat` stamps the heartbeat from a thread of its own while the work goes on; by default
+    a worker does and an eager run (inside the request or command that asked for it) does not.
     """
     started = InsightRun.objects.filter(pk=run_id).exclude(status=RunStatus.SUCCEEDED)
     now = timezone.now()
@@ -238,7 +246,7 @@ def insight_run_execute(*, run_id: int) -> InsightRun | None:
         )
 
     try:
-        with _heartbeat(run_id):
+        with _heartbeat(run_id, beat=beat):
             written = WORK[run.kind](progress=progress)
     except Exception as exc:
         InsightRun.objects.filter(pk=run_id).update(
@@ -259,14 +267,17 @@ def insight_run_execute(*, run_id: int) -> InsightRun | None:
 
 
 @contextlib.contextmanager
-def _heartbeat(run_id: int):
+def _heartbeat(run_id: int, *, beat: bool | None = None):
     """
     While a worker runs the job, a thread of its own stamps the run's heartbeat every third of
     the lease, so that a run whose worker died (killed, out of memory, the machine gone) is
-    told from a slow one within a lease. Eager runs (the embedded default) stamp it through
-    their progress only: they run inside the request that asked for them.
+    told from a slow one within a lease. Eager runs stamp it through their progress only: they
+    run inside the request or command that asked for them. A run in a background thread of
+    the embedded default (`insight_run_start_in_process`) is stamped like a worker's.
     """
-    if settings.CELERY_TASK_ALWAYS_EAGER:
+    if beat is None:
+        beat = not settings.CELERY_TASK_ALWAYS_EAGER
+    if not beat:
         yield
         return
     stop = threading.Event()
@@ -315,7 +326,7 @@ def insight_runs_reap() -> list[int]:
             continue  # another reaper, or the run itself, got there first
         new, created = _claim(run.kind, run.requested_by, "Restarted after a worker stopped")
         if created:
-            _enqueue(new)
+            _enqueue(new, background=True)
         restarted.append(new.pk)
     return restarted
 
@@ -338,12 +349,24 @@ def _claim(
         return run, False
 
 
-def _enqueue(run: InsightRun, countdown: int = 0) -> None:
-    """Queue the run's task once the current transaction commits; a refusal is recorded."""
+def _enqueue(run: InsightRun, countdown: int = 0, *, background: bool = False) -> None:
+    """
+    Queue the run's task once the current transaction commits; a refusal is recorded.
+
+    With `background`, the embedded default (eager tasks, no worker) runs it in a thread of
+    this process instead of inside the request, so that the page answers at once and shows
+    the run's progress as it would with a worker.
+    """
 
     def send() -> None:
         from insights import tasks
 
+        # Eager both in the settings and in the Celery app (which a test may switch alone):
+        # there is no worker, and apply_async would run the whole task right here.
+        eager = settings.CELERY_TASK_ALWAYS_EAGER and tasks.run_insights.app.conf.task_always_eager
+        if background and eager:
+            insight_run_start_in_process(run_id=run.pk)
+            return
         try:
             tasks.run_insights.apply_async(args=[run.pk], countdown=countdown or None)
         except Exception as exc:
@@ -359,10 +382,33 @@ def _enqueue(run: InsightRun, countdown: int = 0) -> None:
     transaction.on_commit(send)
 
 
+def insight_run_start_in_process(*, run_id: int) -> threading.Thread:
+    """
+    Run a committed run in a daemon thread of this process: the embedded default's stand-in
+    for a worker. The thread has its own database connection (SQLite in WAL mode lets the
+    requests that poll the progress read meanwhile) and closes it when done. A failure is
+    recorded on the run by insight_run_execute; a process that stops mid-run leaves the run
+    silent, and the next poll or "Refresh now" after a lease restarts it.
+    """
+
+    def work() -> None:
+        try:
+            # A failure is recorded on the run and logged by insight_run_execute.
+            with contextlib.suppress(Exception):
+                insight_run_execute(run_id=run_id, beat=True)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work, name=f"insight-run-{run_id}", daemon=True)
+    thread.start()
+    return thread
+
+
 def insight_run_request_rebuild(*, requested_by: User | None) -> InsightRun:
     """
-    "Refresh now": a full rebuild, queued after commit. A rebuild already queued or running is
-    returned instead of starting a second one.
+    "Refresh now": a full rebuild, queued after commit (in the embedded default, started in a
+    thread of this process), so that the page answers at once and follows its progress. A
+    rebuild already queued or running is returned instead of starting a second one.
     """
     insight_runs_reap()  # never join a run whose worker died
     active = (
@@ -374,7 +420,7 @@ def insight_run_request_rebuild(*, requested_by: User | None) -> InsightRun:
         return active
     run, created = _claim(RunKind.REBUILD, requested_by, "Requested from the dashboard")
     if created:
-        _enqueue(run)
+        _enqueue(run, background=True)
     return run
 
 

@@ -104,12 +104,13 @@ def export(request, table: str):
 def refresh(request):
     """Start a full rebuild (or join the one under way) and show its progress."""
     run = services.insight_run_request_rebuild(requested_by=request.user)
-    run.refresh_from_db()  # eager tasks (the embedded default) have finished it already
+    run.refresh_from_db()  # queued, already started, or (a tiny database) done
     unqueued = run.status == RunStatus.FAILED and run.error == services.QUEUE_FAILED
     if request.htmx:
         # 503 when the job could not even be queued (the queue is down): the page says so.
         status = 503 if unqueued else 202
-        response = render(request, "insights/dashboard.html#progress", {"run": run}, status=status)
+        context = {"run": run, "oob": True}
+        response = render(request, "insights/dashboard.html#progress", context, status=status)
         if run.status == RunStatus.SUCCEEDED:
             trigger_client_event(response, REFRESHED_EVENT)
         return response
@@ -127,10 +128,12 @@ def run_progress(request, run_id: int):
     run = selectors.run_for(request.user, run_id)
     if run.status == RunStatus.RUNNING and services.insight_runs_reap():
         run.refresh_from_db()  # its worker died: it failed, and a new run took its place
+    # A run that succeeded also brings the header's "Figures as of" up to date (out of band).
+    context = {"run": run, "oob": True}
     if not run.finished:
-        return render(request, "insights/dashboard.html#progress", {"run": run})
+        return render(request, "insights/dashboard.html#progress", context)
     response = HttpResponseStopPolling(
-        render(request, "insights/dashboard.html#progress", {"run": run}).content
+        render(request, "insights/dashboard.html#progress", context).content
     )
     if run.status == RunStatus.SUCCEEDED:
         trigger_client_event(response, REFRESHED_EVENT)

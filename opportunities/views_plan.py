@@ -6,11 +6,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import retarget
 
 from crm_site.forms import add_service_errors
+from crm_site.redirects import safe_next
+from customers import selectors as customer_selectors
 from opportunities import selectors, services
 from opportunities.forms import NextStepForm, StageMoveForm
 
@@ -61,11 +62,20 @@ def _plan_context(user) -> dict:
     return {"plan": selectors.plan_for(user)}
 
 
+# Requests shown on a manager's home; the rest are a link away, on the Exceptions page.
+WAITING_SHOWN = 5
+
+
 @login_required
 def plan(request):
     context = _plan_context(request.user)
-    template = "opportunities/plan.html#plan" if request.htmx else "opportunities/plan.html"
-    return render(request, template, context)
+    if request.htmx:
+        return render(request, "opportunities/plan.html#plan", context)
+    if not request.user.is_rep:
+        # A manager's (or admin's) home starts with what waits for their decision.
+        waiting = customer_selectors.overrides_waiting_for(request.user)
+        context["waiting"] = list(waiting[:WAITING_SHOWN])
+    return render(request, "opportunities/plan.html", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -94,7 +104,7 @@ def next_step_edit(request, opportunity_id: int):
                     context = _plan_context(request.user)
                     return render(request, "opportunities/plan.html#plan", context)
                 messages.success(request, f"Next step saved for “{opportunity.title}”.")
-                return redirect(_safe_next(request) or reverse("opportunities:plan"))
+                return redirect(safe_next(request) or reverse("opportunities:plan"))
         status = 422
     else:
         form = NextStepForm(
@@ -109,13 +119,3 @@ def next_step_edit(request, opportunity_id: int):
         response = render(request, "opportunities/plan_next_step_form.html", context, status=status)
         return retarget(response, f"#deal-{opportunity.pk}") if status == 422 else response
     return render(request, "opportunities/plan_next_step_page.html", context, status=status)
-
-
-def _safe_next(request) -> str | None:
-    """The form's `next` when it points into this site; anything else (another host, a
-    scheme-relative //evil.example) is ignored."""
-    target = request.POST.get("next") or ""
-    allowed = url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    )
-    return target if target and allowed else None

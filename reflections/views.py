@@ -11,6 +11,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from accounts import access
 from crm_site.forms import add_service_errors
+from crm_site.redirects import safe_next
 from customers.models import Company
 from opportunities import selectors as opportunity_selectors
 from reflections import brief, selectors, services
@@ -32,6 +33,8 @@ def close_opportunity(request, opportunity_id: int, outcome: str):
     if not access.can_act_for(request.user, opportunity.owner):
         raise Http404("Not yours to close")
     detail_url = reverse("opportunities:detail", args=[opportunity.pk])
+    # Closed from the board (or another list): go back there afterwards, not to the deal.
+    next_url = safe_next(request)
     if not opportunity.is_open:
         messages.info(request, "This deal is already closed. Its reflection is on its page.")
         return _redirect(request, detail_url)
@@ -75,7 +78,7 @@ def close_opportunity(request, opportunity_id: int, outcome: str):
                 )
                 for note in getattr(reflection, "after_commit_notes", []):
                     messages.info(request, note)
-                return _redirect(request, detail_url)
+                return _redirect(request, next_url or detail_url)
         status = 422
     context = {
         "opportunity": opportunity,
@@ -83,6 +86,7 @@ def close_opportunity(request, opportunity_id: int, outcome: str):
         "outcome_label": Outcome(outcome).label,
         "prompt_set": prompt_set,
         "form": form,
+        "next": next_url,
     }
     template = "reflections/close.html#close_dialog" if request.htmx else "reflections/close.html"
     return render(request, template, context, status=status)

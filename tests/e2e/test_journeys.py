@@ -79,7 +79,11 @@ def test_rep_closes_a_deal_is_stopped_from_repitching_and_the_manager_approves(
     page.fill("#modal textarea", "Bring their CFO in before the proposal.")
     shot(page, "03-close-lost")
     page.click("#modal button[type=submit]")
-    page.wait_for_url(f"**/opportunities/{deal.pk}/")
+    # Closed from the board: back on the board, the deal gone from it; its page says Lost.
+    page.wait_for_selector(".messages .message:has-text('is closed as lost')")
+    assert page.url.endswith("/opportunities/board/")
+    assert page.locator(f"#card-{deal.pk}").count() == 0
+    page.goto(f"/opportunities/{deal.pk}/")
     assert page.locator("h1 .badge").inner_text().strip() == "Lost"
     assert Reflection.objects.get(opportunity=deal).answers.filter(reason__label="Price").exists()
 
@@ -113,7 +117,7 @@ def test_rep_closes_a_deal_is_stopped_from_repitching_and_the_manager_approves(
     assert request.status == OverrideStatus.APPROVED and request.decided_by == manager
 
     # The manager refreshes insights, watches the progress bar finish, sees the loss reason.
-    # With a real broker (CI) a real worker does the work; the embedded default runs it inline.
+    # With a real broker (CI) a real worker does it; the embedded default, a thread of the server.
     worker = (
         start_worker(celery_app, pool="solo", perform_ping_check=False)
         if settings.REDIS_URL

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from insights import services, tasks
 from insights.models import InsightRun, RunKind, RunStatus
-from tests.insights.conftest import d
+from tests.insights.conftest import Closer, d
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,9 @@ def progress_url(run):
 
 
 @pytest.fixture
-def apply_async():
+def apply_async(settings):
+    """A deployment with workers: tasks go to the broker (mocked here), not eager."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     with mock.patch.object(tasks.run_insights, "apply_async") as patched:
         yield patched
 
@@ -195,3 +197,94 @@ def test_a_worker_stamps_the_heartbeat_while_a_long_job_runs(settings, monkeypat
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert not services.insight_runs_reap()
+
+
+# --- the embedded default: no worker, the run goes on in a thread of the server ---------------
+@pytest.fixture
+def in_process(settings, monkeypatch):
+    """The embedded default (eager tasks); the thread is recorded here, not started."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    started = []
+    monkeypatch.setattr(
+        services, "insight_run_start_in_process", lambda *, run_id: started.append(run_id)
+    )
+    return started
+
+
+def test_embedded_refresh_now_answers_at_once_with_a_progress_bar(
+    manager_client, closer, in_process, django_capture_on_commit_callbacks
+):
+    closer.close("won", d("2026-05-12"), "Product fit")
+    with (
+        mock.patch.object(tasks.run_insights, "apply_async") as apply_async,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = manager_client.post(REFRESH, HTTP_HX_REQUEST="true")
+    run = InsightRun.objects.get()
+    # Not run inside the request: started in the background once the claim committed.
+    assert in_process == [run.pk] and not apply_async.called
+    assert response.status_code == 202 and run.status == RunStatus.QUEUED
+    html = response.content.decode()
+    assert "<progress" in html and 'hx-trigger="every 1s"' in html
+    assert "HX-Trigger" not in response.headers
+
+
+def test_embedded_refresh_now_joins_the_run_under_way(manager_client, rep_client, in_process):
+    manager_client.post(REFRESH, HTTP_HX_REQUEST="true")
+    rep_client.post(REFRESH, HTTP_HX_REQUEST="true")
+    assert InsightRun.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_background_thread_does_the_run_and_records_it(rep, defaults, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    Closer(rep).close("won", d("2026-05-12"), "Product fit")
+    run = InsightRun.objects.create(kind=RunKind.REBUILD)
+    thread = services.insight_run_start_in_process(run_id=run.pk)
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    run.refresh_from_db()
+    assert (run.status, run.progress) == (RunStatus.SUCCEEDED, 100)
+    assert run.facts_written > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_in_the_background_thread_is_recorded_on_the_run(settings, monkeypatch):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+    def broken(progress):
+        raise RuntimeError("disk full on db host")
+
+    monkeypatch.setitem(services.WORK, RunKind.REBUILD, broken)
+    run = InsightRun.objects.create(kind=RunKind.REBUILD)
+    services.insight_run_start_in_process(run_id=run.pk).join(timeout=60)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "disk full" in run.error
+
+
+def test_a_finished_run_brings_figures_as_of_up_to_date(manager_client, apply_async):
+    run = services.insight_run_request_rebuild(requested_by=None)
+    page = manager_client.get(reverse("insights:dashboard")).content.decode()
+    assert "Not computed yet" in page and "hx-swap-oob" not in page
+
+    under_way = manager_client.get(progress_url(run), HTTP_HX_REQUEST="true").content.decode()
+    assert "figures-as-of" not in under_way
+
+    tasks.run_insights(run.pk)
+    run.refresh_from_db()
+    done = manager_client.get(progress_url(run), HTTP_HX_REQUEST="true").content.decode()
+    stamp = timezone.localtime(run.finished_at).strftime("%-d %b %Y, %H:%M")
+    assert (
+        f'<span id="figures-as-of" class="muted" hx-swap-oob="true">Figures as of {stamp}' in done
+    )
+    page = manager_client.get(reverse("insights:dashboard")).content.decode()
+    assert f"Figures as of {stamp}" in page and "hx-swap-oob" not in page
+
+
+def test_a_rebuild_reports_progress_while_it_computes(closer):
+    closer.close("won", d("2026-05-12"), "Product fit")
+    seen = []
+    services.insights_rebuild(progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 99
+    # The bar moves during the computation (half of a run), not only once it is done.
+    assert len([p for p in seen if 0 < p < 50]) >= 2, seen

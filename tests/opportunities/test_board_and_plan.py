@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from opportunities.models import Opportunity, Stage, StageChange
 from opportunities.selectors import BOARD_CARDS_PER_STAGE, PLAN_LATER_SHOWN
-from tests.factories import CompanyFactory, OpportunityFactory, ProductFactory
+from tests.factories import CompanyFactory, ContactFactory, OpportunityFactory, ProductFactory
+from tests.reflections.conftest import lost_answers
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -154,6 +155,46 @@ def test_board_query_count_does_not_grow_with_deals(rep_client, rep):
     assert counts[0] == counts[2] and counts[1] == counts[3], counts
     # Session, user, one LIMITed query per open stage (4) and the per-stage counts.
     assert counts[0] <= 8, counts
+
+
+def test_closing_from_the_board_comes_back_to_the_board(rep_client, rep, lost_set):
+    deal = OpportunityFactory(owner=rep)
+    board_url = reverse("opportunities:board")
+    close_url = reverse("reflections:close", args=[deal.pk, "lost"])
+    page = rep_client.get(board_url).content.decode()
+    assert f'hx-get="{close_url}?next={board_url}"' in page
+
+    dialog = rep_client.get(close_url, {"next": board_url}, **HTMX).content.decode()
+    assert f'<input type="hidden" name="next" value="{board_url}">' in dialog
+    answers = {"prompt_set": lost_set.pk, "next": board_url, **lost_answers(lost_set)}
+    response = rep_client.post(close_url, answers, **HTMX)
+    assert response["HX-Redirect"] == board_url
+    deal.refresh_from_db()
+    assert deal.stage == Stage.LOST
+
+
+def test_closing_without_javascript_from_the_board_also_comes_back(rep_client, rep, lost_set):
+    deal = OpportunityFactory(owner=rep)
+    board_url = reverse("opportunities:board")
+    close_url = reverse("reflections:close", args=[deal.pk, "lost"])
+    page = rep_client.get(close_url, {"next": board_url}).content.decode()
+    assert f'href="{board_url}" data-dismiss-modal>Cancel' in page  # cancel goes back too
+    answers = {"prompt_set": lost_set.pk, "next": board_url, **lost_answers(lost_set)}
+    response = rep_client.post(close_url, answers)
+    assert response.status_code == 302 and response.url == board_url
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/board/", "//evil.example/board/", "javascript:alert(1)"]
+)
+def test_close_ignores_a_next_that_leaves_the_site(rep_client, rep, lost_set, target):
+    deal = OpportunityFactory(owner=rep)
+    close_url = reverse("reflections:close", args=[deal.pk, "lost"])
+    dialog = rep_client.get(close_url, {"next": target}, **HTMX).content.decode()
+    assert "evil.example" not in dialog and "javascript:" not in dialog
+    answers = {"prompt_set": lost_set.pk, "next": target, **lost_answers(lost_set)}
+    response = rep_client.post(close_url, answers, **HTMX)
+    assert response["HX-Redirect"] == reverse("opportunities:detail", args=[deal.pk])
 
 
 # --- plan --------------------------------------------------------------------------------------
@@ -310,3 +351,154 @@ def test_inline_edit_shows_the_due_date_in_the_date_input_format(rep_client, rep
     form = rep_client.get(reverse("opportunities:next_step", args=[deal.pk]), **HTMX)
     # <input type="date"> only understands ISO dates; a localised one shows as empty.
     assert b'value="2026-12-03"' in form.content
+
+
+# --- a manager's home: what waits for their decision ------------------------------------------
+def _waiting_request(requester, company_name="Brightwater", justification=None):
+    """A pending exception request by `requester`, made through the service."""
+    from customers import suppression
+    from customers.models import Suppression, SuppressionReason, SuppressionScope
+
+    company = CompanyFactory(name=company_name)
+    contact = ContactFactory(company=company, full_name="Dana Buyer")
+    product = ProductFactory(name="Card Terminal")
+    today = suppression.today()
+    Suppression.objects.create(
+        company=company,
+        contact=contact,
+        scope=SuppressionScope.PRODUCT,
+        product=product,
+        reason=SuppressionReason.DECLINED,
+        starts_on=today,
+        until=today + datetime.timedelta(days=60),
+    )
+    return suppression.override_request(
+        actor=requester,
+        company=company,
+        contact=contact,
+        product=product,
+        justification=justification or "Their new CFO asked us to come back with a quote.",
+    )
+
+
+def test_manager_home_shows_the_requests_waiting_for_them(manager_client, rep):
+    request = _waiting_request(rep)
+    response = manager_client.get(reverse("home"), follow=True)
+    html = response.content.decode()
+    assert "Waiting for your decision" in html
+    section = html[html.index(f'id="waiting-{request.pk}"') :]
+    for text in ("Riley Rep", "Card Terminal", "Brightwater", "Dana Buyer", "new CFO asked"):
+        assert text in section[:3000], text
+    decide = reverse("customers:override_decide", args=[request.pk])
+    assert f'action="{decide}"' in section
+    assert f'name="next" value="{reverse("opportunities:plan")}"' in section
+    # The navigation counts it, on this page and every other one.
+    assert (
+        'Exceptions <span class="nav-count"' in html
+        and '>1<span class="visually-hidden"> waiting</span>' in html
+    )
+    board = manager_client.get(reverse("opportunities:board")).content.decode()
+    assert '>1<span class="visually-hidden"> waiting</span>' in board
+
+
+def test_approving_from_the_home_comes_back_and_the_count_goes(manager_client, rep):
+    request = _waiting_request(rep)
+    response = manager_client.post(
+        reverse("customers:override_decide", args=[request.pk]),
+        {"decision": "approve", "next": reverse("opportunities:plan")},
+    )
+    assert response.status_code == 302 and response.url == reverse("opportunities:plan")
+    request.refresh_from_db()
+    assert request.status == "approved"
+    html = manager_client.get(response.url).content.decode()
+    assert "Approved Riley Rep&#x27;s request." in html
+    assert "nav-count" not in html and "Nothing waits for your decision." in html
+
+
+def test_deciding_ignores_a_next_that_leaves_the_site(manager_client, rep):
+    request = _waiting_request(rep)
+    response = manager_client.post(
+        reverse("customers:override_decide", args=[request.pk]),
+        {"decision": "approve", "next": "https://evil.example/"},
+    )
+    assert response.url == reverse("customers:override_list")
+
+
+def test_only_requests_the_manager_may_decide_are_shown_and_counted(
+    client, rep, other_rep, manager, other_manager, admin_user
+):
+    mine = _waiting_request(rep, company_name="Brightwater")
+    theirs = _waiting_request(other_rep, company_name="Southgate")
+    decided = _waiting_request(rep, company_name="Oldfield")
+    decided.status = "declined"
+    decided.save()
+    client.force_login(manager)
+    html = client.get(reverse("opportunities:plan")).content.decode()
+    assert f'id="waiting-{mine.pk}"' in html and f'id="waiting-{theirs.pk}"' not in html
+    assert "Oldfield" not in html and '>1<span class="visually-hidden"> waiting' in html
+    client.force_login(other_manager)
+    html = client.get(reverse("opportunities:plan")).content.decode()
+    assert f'id="waiting-{theirs.pk}"' in html and f'id="waiting-{mine.pk}"' not in html
+    client.force_login(admin_user)
+    html = client.get(reverse("opportunities:plan")).content.decode()
+    assert f'id="waiting-{mine.pk}"' in html and f'id="waiting-{theirs.pk}"' in html
+    assert '>2<span class="visually-hidden"> waiting' in html
+
+
+def test_reps_never_see_the_count_or_the_section(rep_client, rep, teammate):
+    _waiting_request(rep)
+    _waiting_request(teammate, company_name="Southgate")
+    for url in (reverse("opportunities:plan"), reverse("customers:override_list")):
+        html = rep_client.get(url).content.decode()
+        assert "nav-count" not in html and "Waiting for your decision" not in html
+
+
+def test_a_manager_with_nothing_waiting_sees_a_plain_line_and_no_badge(manager_client, other_rep):
+    _waiting_request(other_rep)  # another team's: not theirs to decide
+    html = manager_client.get(reverse("opportunities:plan")).content.decode()
+    assert "Nothing waits for your decision." in html and "nav-count" not in html
+
+
+def test_a_manager_does_not_decide_their_own_request(client, manager, north, admin_user):
+    manager.team = north  # a member of the team they manage, asking for an exception
+    manager.save()
+    own = _waiting_request(manager)
+    client.force_login(manager)
+    html = client.get(reverse("opportunities:plan")).content.decode()
+    assert f'id="waiting-{own.pk}"' not in html and "nav-count" not in html
+    client.force_login(admin_user)
+    assert f'id="waiting-{own.pk}"' in client.get(reverse("opportunities:plan")).content.decode()
+
+
+@time_machine.travel(WEDNESDAY)
+def test_manager_home_shows_the_oldest_few_and_links_to_the_rest(manager_client, rep):
+    from opportunities.views_plan import WAITING_SHOWN
+
+    requests = [_waiting_request(rep, company_name=f"Co {i}") for i in range(WAITING_SHOWN + 2)]
+    html = manager_client.get(reverse("opportunities:plan")).content.decode()
+    assert html.count('<li id="waiting-') == WAITING_SHOWN
+    assert f'id="waiting-{requests[0].pk}"' in html  # the one waiting longest comes first
+    assert f"See all {WAITING_SHOWN + 2} waiting requests" in html
+
+
+@time_machine.travel(WEDNESDAY)
+def test_manager_home_query_count_does_not_grow_with_requests(manager_client, rep):
+    counts = []
+    for n in (1, 8):
+        while _count_waiting(rep) < n:
+            _waiting_request(rep, company_name=f"Co {_count_waiting(rep)}")
+        with CaptureQueriesContext(connection) as queries:
+            assert manager_client.get(reverse("opportunities:plan")).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+    # Session, user, the plan's groups (overdue and this week, later with its total, unplanned),
+    # the requests shown, and the navigation's count: one query for it on every page.
+    assert counts[0] == 7, counts
+    count_sql = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert len([sql for sql in count_sql if "suppressionoverride" in sql]) == 1
+
+
+def _count_waiting(requester):
+    from customers.models import SuppressionOverride
+
+    return SuppressionOverride.objects.filter(requested_by=requester).count()
