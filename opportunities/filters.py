@@ -211,3 +211,22 @@ class OpportunityFilter(django_filters.FilterSet):
             for name, value in self.form.cleaned_data.items()
             if name != "status"
         )
+
+    def active_filter_count(self) -> int:
+        """
+        How many filters change the list from the default (open deals, nothing narrowed), for
+        the folded "Filters" button on a phone; ticked stages count as one filter. Filters that
+        could not be used count as they were sent.
+        """
+        if self.is_valid():
+            values = dict(self.form.cleaned_data)
+        else:
+            getlist = getattr(self.data, "getlist", lambda name: [self.data.get(name)])
+            values = {
+                name: [v for v in getlist(name) if v is not None and str(v).strip()]
+                for name in self.form.fields
+            }
+            values["status"] = (values.get("status") or [None])[0]
+        status = values.pop("status", None)
+        count = sum(value not in (None, "", [], ()) for value in values.values())
+        return count + (status not in (None, "", Status.DEFAULT))

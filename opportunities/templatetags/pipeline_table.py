@@ -26,6 +26,9 @@ register = template.Library()
 
 STAGE_BADGE = {Stage.WON: " badge-won", Stage.LOST: " badge-lost", Stage.NO_DECISION: " badge-warn"}
 NEXT_STEP_CHARS = 60
+# The cells other than the deal's own carry a class, and a label where a phone shows the rows as
+# cards without the column headings (debrief.css).
+NEXT_STEP_TD = '<td class="next-step" data-label="Next step">'
 
 
 class _Formats:
@@ -68,20 +71,25 @@ def pipeline_rows(deals: list[dict], show_owner: bool, flags: dict | None = None
             amount += f'<br><span class="muted worth">≈ {reporting} {worth}</span>'
 
         tr_class = ' class="overdue"' if overdue else ""
+        owner_cell = f'<td class="owner" data-label="Owner">{owner}</td>' if show_owner else ""
+        close_cell = (
+            _close_cell(deal["id"], title, close_urls) if is_open else '<td class="close"></td>'
+        )
         rows.append(
             f"<tr{tr_class}>"
             f'<td><a href="{detail_url(deal["id"])}">{title}</a>'
             f"{flag_badge(flags.get(deal['id']))}</td>"
-            f"<td>{esc(deal['company__name'])}</td>"
-            f"<td>{esc(deal['product__name'])} "
+            f'<td class="company">{esc(deal["company__name"])}</td>'
+            f'<td class="product">{esc(deal["product__name"])} '
             f'<span class="muted">· {esc(deal["product__line__name"])}</span></td>'
-            f'<td><span class="badge{STAGE_BADGE.get(stage, "")}">'
+            f'<td class="stage"><span class="badge{STAGE_BADGE.get(stage, "")}">'
             f"{formats.stages[stage]}</span></td>"
-            f"{f'<td>{owner}</td>' if show_owner else ''}"
-            f'<td class="num">{esc(deal["currency"])} {amount}</td>'
-            f'<td class="date">{formats.date(deal["expected_close_date"], "j M Y")}</td>'
+            f"{owner_cell}"
+            f'<td class="num amount">{esc(deal["currency"])} {amount}</td>'
+            f'<td class="date" data-label="Closes">'
+            f"{formats.date(deal['expected_close_date'], 'j M Y')}</td>"
             f"{_next_step_cell(deal['next_step'], due, overdue, formats)}"
-            f"{_close_cell(deal['id'], title, close_urls) if is_open else '<td></td>'}"
+            f"{close_cell}"
             "</tr>"
         )
     return mark_safe("".join(rows))
@@ -97,12 +105,12 @@ def flag_badge(flag) -> str:
 
 def _next_step_cell(next_step: str, due, overdue: bool, formats: _Formats) -> str:
     if not next_step:
-        return '<td><span class="muted">None planned</span></td>'
+        return f'{NEXT_STEP_TD}<span class="muted">None planned</span></td>'
     if len(next_step) > NEXT_STEP_CHARS:
         next_step = truncatechars(next_step, NEXT_STEP_CHARS)
     when = f' <span class="muted">· {formats.date(due, "j M")}</span>' if due else ""
     badge = ' <span class="badge badge-lost">Overdue</span>' if overdue else ""
-    return f"<td>{esc(next_step)}{when}{badge}</td>"
+    return f"{NEXT_STEP_TD}{esc(next_step)}{when}{badge}</td>"
 
 
 def _close_cell(pk: int, title: str, close_urls) -> str:
@@ -113,8 +121,8 @@ def _close_cell(pk: int, title: str, close_urls) -> str:
         for url, label in close_urls
     )
     return (
-        '<td><details class="close-menu"><summary>Close<span class="visually-hidden"> '
-        f"{title}</span>…</summary>"
+        '<td class="close"><details class="close-menu"><summary>Close'
+        f'<span class="visually-hidden"> {title}</span>…</summary>'
         f'<div class="close-buttons" role="group" aria-label="Close this deal">{buttons}</div>'
         "</details></td>"
     )

@@ -52,4 +52,33 @@
       summary.focus({ preventScroll: true });
     }
   });
+
+  // A <details data-remember-open> (the pipeline's filters, folded on a phone) is left alone by
+  // the swaps that redraw the list under it; Back and Forward redraw the whole page from the
+  // server, which draws it folded: open it again if it was open when the user went on.
+  function rememberKey(details) { return "debrief:open:" + details.id; }
+  function remember(details) {
+    try { sessionStorage.setItem(rememberKey(details), details.open ? "1" : "0"); } catch (e) { /* storage off */ }
+  }
+  function remembered(details) {
+    try { return sessionStorage.getItem(rememberKey(details)) === "1"; } catch (e) { return false; }
+  }
+  document.addEventListener("toggle", (event) => {
+    if (event.target.matches && event.target.matches("details[data-remember-open][id]")) remember(event.target);
+  }, true);
+  // A fresh visit starts as the server drew it.
+  document.querySelectorAll("details[data-remember-open][id]").forEach(remember);
+  document.addEventListener("htmx:historyRestore", () => {
+    document.querySelectorAll("details[data-remember-open][id]").forEach((details) => {
+      if (remembered(details)) details.open = true;
+    });
+  });
+
+  // The call-list summary is about the file that was checked: choosing another file takes it
+  // (and its download button) away until that one is checked.
+  document.addEventListener("change", (event) => {
+    if (!event.target.matches("#call-list-form input[type=file]")) return;
+    const result = document.getElementById("call-list-result");
+    if (result) result.replaceChildren();
+  });
 })();

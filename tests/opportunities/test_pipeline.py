@@ -370,6 +370,42 @@ def test_filter_form_is_wired_for_htmx_and_plain_get(rep_client, rep):
     assert 'name="sort" value="close" form="pipeline-filters"' in html
 
 
+def filter_count(html: str) -> str:
+    """What the folded "Filters" button says beside its name ("" when no filter is in use)."""
+    match = re.search(r'<span id="pipeline-filter-count"[^>]*>(.*?)</span></summary>', html)
+    if match is None:  # the fragment's out-of-band copy, which has no summary around it
+        match = re.search(r'<span id="pipeline-filter-count"[^>]*>(.*?</span>)?</span>', html)
+    assert match, "no filter count"
+    return re.sub(r"<[^>]+>", "", match.group(1) or "").strip()
+
+
+def test_folded_filters_say_how_many_are_in_use(rep_client, rep):
+    html = rep_client.get(PIPELINE).content.decode()
+    assert '<details id="pipeline-filters-fold" class="filters-fold" data-remember-open>' in html
+    assert filter_count(html) == ""
+    # Status other than open deals, a search, and two stages ticked (one filter): 3.
+    query = {"status": "all", "q": "Acme", "stage": ["proposal", "negotiation"], "sort": "amount"}
+    assert filter_count(rep_client.get(PIPELINE, query).content.decode()) == "3 active"
+    assert filter_count(rep_client.get(PIPELINE, {"status": "open"}).content.decode()) == ""
+
+
+def test_a_filter_change_updates_the_folded_count_out_of_band(rep_client, rep):
+    fragment = rep_client.get(PIPELINE, {"q": "Acme", "product": ""}, **HTMX).content.decode()
+    assert '<span id="pipeline-filter-count" hx-swap-oob="true">' in fragment
+    assert filter_count(fragment) == "1 active"
+    # A whole page (first visit, or Back) draws the count in place, never out of band.
+    restore = rep_client.get(
+        PIPELINE, {"q": "Acme"}, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    ).content.decode()
+    assert "hx-swap-oob" not in restore and filter_count(restore) == "1 active"
+
+
+def test_filters_that_could_not_be_used_unfold_and_count(rep_client, rep):
+    html = rep_client.get(PIPELINE, {"amount_min": "lots", "status": "open"}).content.decode()
+    assert 'class="filters-fold" data-remember-open open>' in html
+    assert filter_count(html) == "1 active"
+
+
 def test_empty_pipeline_invites_to_create_a_deal(rep_client, rep):
     html = rep_client.get(PIPELINE).content.decode()
     assert "No open deals yet." in html and reverse("opportunities:create") in html
@@ -407,8 +443,8 @@ def test_pipeline_query_count_does_not_grow_with_deals(
     with_500 = _pipeline_queries(client, count_queries, **extra)
     # Session, user, page, capped count, the page's suppressions (flags); the full page draws
     # the product and line choices from the cached catalogue; a manager adds their team ids,
-    # and owner choices on the full page.
-    expected = {("rep", False): 5, ("rep", True): 5, ("manager", False): 7, ("manager", True): 6}
+    # and on the full page owner choices and the navigation's count of requests waiting.
+    expected = {("rep", False): 5, ("rep", True): 5, ("manager", False): 8, ("manager", True): 6}
     assert with_50 == with_500 == expected[persona, as_htmx]
 
 
@@ -501,8 +537,9 @@ def test_deal_page_query_count_does_not_grow_with_history(
     with_500, response = count_queries(lambda: client.get(detail(deal)))
     assert response.status_code == 200
     # Session, user, deal, history, its reflections, the suppression check (an unsuppressed deal:
-    # no exception to look up); a manager adds their team ids once.
-    assert with_50 == with_500 == {"rep": 6, "manager": 7}[persona]
+    # no exception to look up); a manager adds their team ids once, and the navigation's count
+    # of exception requests waiting for them.
+    assert with_50 == with_500 == {"rep": 6, "manager": 8}[persona]
     assert response.content.decode().count("Proposal → Negotiation") == 500
 
 
@@ -535,6 +572,7 @@ def test_pipeline_rows_escape_everything_people_typed(manager_client, rep):
     escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;quotes&quot;"
     for prefix in ("Deal", "Co", "Prod", "Line", "Rep", "Step"):
         assert f"{prefix} {escaped}" in html, prefix
+    assert f'<td class="owner" data-label="Owner">Rep {escaped}</td>' in html
 
 
 def test_pipeline_row_shows_what_a_rep_needs_to_act(rep_client, rep):
@@ -553,6 +591,13 @@ def test_pipeline_row_shows_what_a_rep_needs_to_act(rep_client, rep):
     row = html[html.index(f'<a href="/opportunities/{deal.pk}/">') :]
     row = row[: row.index("</tr>")]
     assert "EUR 12,345.50" in row and f"{days(91):%-d %b %Y}" in row
+    # Each cell says what it is, for the cards a phone shows instead of the table (debrief.css).
+    assert '<td class="company">' in row and '<td class="product">' in row
+    assert '<td class="stage"><span class="badge">Proposal</span></td>' in row
+    assert '<td class="num amount">EUR 12,345.50' in row
+    assert f'<td class="date" data-label="Closes">{days(91):%-d %b %Y}</td>' in row
+    assert '<td class="next-step" data-label="Next step">' + "x" * 59 in row
+    assert '<td class="close"><details class="close-menu">' in row
     assert "x" * 59 + "…" in row and "x" * 61 not in row
     assert 'class="badge badge-lost">Overdue' in row
     for outcome in ("won", "lost", "no_decision"):
