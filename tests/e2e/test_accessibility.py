@@ -16,6 +16,8 @@ def test_main_pages_have_no_serious_accessibility_violations(axe_page, rep, defa
     page = axe_page
     page.goto("/accounts/login/")
     found = {"login": axe_violations(page)}
+    page.goto("/accounts/password/reset/")
+    found["password-reset"] = axe_violations(page)
     login(page, rep.email, settings.DEBRIEF_DEMO_PASSWORD)
     pages = {
         "plan": "/plan/",
@@ -28,6 +30,12 @@ def test_main_pages_have_no_serious_accessibility_violations(axe_page, rep, defa
         "insights": "/insights/",
         "call-list": "/suppressions/check/",
         "exceptions": "/suppressions/exceptions/",
+        "companies": "/companies/",
+        "new-company": "/companies/new/",
+        "debriefs": f"/companies/{company.pk}/debriefs/",
+        "my-reflections": "/me/reflections/",
+        "my-team": f"/teams/{rep.team_id}/",
+        "password-change": "/accounts/password/change/",
     }
     for name, path in pages.items():
         page.goto(path)
