@@ -72,7 +72,8 @@ BENCH_ARGS ?=
 LOAD_ARGS ?=
 .PHONY: bench load
 
-# Timings of the pages and jobs with targets; writes bench/results.json.
+# Each page's median over its floor's (the same data in one raw query, fetched in alternation),
+# then absolute timings of the pages and jobs with targets; writes bench/results.json.
 bench: install-runtime
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m bench.run $(BENCH_ARGS)
 
