@@ -413,6 +413,7 @@ DEBRIEF_BRIEF_SECTIONS = [
     "opportunities.brief.sections",
     "reflections.brief.sections",
     "surveys.brief.sections",
+    "insights.brief.sections",
 ]
 # Likewise for the deal page: closing with a reflection, reopening, the reflection history.
 DEBRIEF_DEAL_SECTIONS = [

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from insights import services
+from insights import queue
 from insights.models import DigestDelivery, InsightFact, InsightRun, PendingPeriod
 
 
@@ -45,7 +45,7 @@ class InsightRunAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Recompute insights (full rebuild)")
     def recompute_insights(self, request, queryset):
-        run = services.insight_run_request_rebuild(requested_by=request.user)
+        run = queue.insight_run_request_rebuild(requested_by=request.user)
         url = reverse("admin:insights_insightrun_change", args=[run.pk])
         self.message_user(
             request,

@@ -248,3 +248,76 @@ class DigestDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"Digest for {self.recipient} · week of {self.week_start:%d %b %Y}"
+
+
+class PlaybookPeriodKind(models.TextChoices):
+    DAY = "day", "Day"
+    MONTH = "month", "Month"
+
+
+class PlaybookEntry(models.Model):
+    """
+    The objection playbook's counts, stored by the rollup: in how many current reflections of
+    one product's deals closed on one day (or in one month) an objection came up, and how many
+    of those deals were won. Month rows are the sums of their days, so that the company page
+    reads "the last twelve months" as whole months plus the days of the month it starts in.
+    """
+
+    product = models.ForeignKey("opportunities.Product", on_delete=models.CASCADE, related_name="+")
+    period_kind = models.CharField(max_length=8, choices=PlaybookPeriodKind.choices)
+    period_start = models.DateField()
+    objection = models.ForeignKey(
+        "reflections.Objection", on_delete=models.CASCADE, related_name="+"
+    )
+    heard = models.PositiveIntegerField(default=0, help_text="Closed deals it came up in.")
+    won = models.PositiveIntegerField(default=0, help_text="Of those, deals won.")
+
+    class Meta:
+        ordering = ["product", "period_kind", "-period_start", "objection"]
+        verbose_name_plural = "playbook entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "period_kind", "period_start", "objection"],
+                name="playbookentry_unique_cell",
+            )
+        ]
+        # The unique index serves the company page (products, then a range of days or months);
+        # this one serves the refresh, which rewrites a few periods of every product.
+        indexes = [
+            models.Index(fields=["period_kind", "period_start"], name="playbookentry_period_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period_kind} {self.period_start} product {self.product_id}: {self.heard}"
+
+
+class PlaybookQuote(models.Model):
+    """
+    What won deals of one product said about handling an objection: the latest short answers of
+    won reflections that name it, newest first (`rank` 1 is the latest), a few more than the
+    page shows, so that repeated wording can be dropped across products and three remain.
+    """
+
+    product = models.ForeignKey("opportunities.Product", on_delete=models.CASCADE, related_name="+")
+    objection = models.ForeignKey(
+        "reflections.Objection", on_delete=models.CASCADE, related_name="+"
+    )
+    rank = models.PositiveSmallIntegerField()
+    # No constraint: an amendment replaces its answers, and the row must stay until the refresh
+    # rewrites its month (the refresh tells a short list from one that lost a row that way).
+    answer = models.ForeignKey(
+        "reflections.Answer", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    text = models.TextField()
+    closed_date = models.DateField()
+
+    class Meta:
+        ordering = ["product", "objection", "rank"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "objection", "rank"], name="playbookquote_unique_rank"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"product {self.product_id} objection {self.objection_id} #{self.rank}"

@@ -1,13 +1,14 @@
 """
 How insights hear about closes: reflections sends its signals inside the close transaction.
 The stale mark is written right there, so it commits with the close (a rolled-back close
-marks nothing, a committed one is never forgotten); asking for the refresh waits for commit.
+marks nothing, a committed one is never forgotten); asking for the refresh waits for commit,
+and never does the refresh inside the request (insights.queue).
 """
 
 from django.db import transaction
 from django.dispatch import receiver
 
-from insights import services
+from insights import queue, services
 from reflections.signals import opportunity_reopened, reflection_submitted
 from surveys.signals import survey_answered
 
@@ -20,15 +21,15 @@ CATCH_UP = (
 def _after_commit(day, reflection=None) -> None:
     services.insights_mark_stale(dates=[day])
 
-    def queue() -> None:
-        if not services.insights_refresh_queue() and reflection is not None:
+    def ask_for_refresh() -> None:
+        if not queue.insights_refresh_queue() and reflection is not None:
             # Told to the person who closed (reflections.signals: after_commit_notes).
             reflection.after_commit_notes = [
                 *getattr(reflection, "after_commit_notes", []),
                 CATCH_UP,
             ]
 
-    transaction.on_commit(queue, robust=True)
+    transaction.on_commit(ask_for_refresh, robust=True)
 
 
 @receiver(reflection_submitted, dispatch_uid="insights_reflection_submitted")

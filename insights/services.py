@@ -6,10 +6,12 @@ Facts are upserted on their unique cell and facts that no longer exist are delet
 rerun (a retried task, a redelivered message, a second click) leaves the same rows.
 """
 
+import collections
 import contextlib
 import datetime
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
@@ -22,13 +24,14 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from insights import facts as fact_rules
-from insights import headlines
+from insights import headlines, playbook
 from insights.models import (
     DigestDelivery,
     InsightFact,
     InsightRun,
     PendingPeriod,
     PeriodKind,
+    PlaybookQuote,
     RunKind,
     RunStatus,
     ScopeKind,
@@ -151,6 +154,7 @@ def insights_rebuild(*, progress: Progress | None = None) -> int:
         written += _write(facts.get(kind, []), kind=kind)
         if progress:
             progress(50 + int(done * 49 / len(PERIOD_KINDS)))
+    insights_playbook_write(months=None)
     _pending_clear(pending)
     return written
 
@@ -186,6 +190,10 @@ def insights_refresh_pending(*, progress: Progress | None = None) -> int:
             )
             if progress:
                 progress(50 + int(done * 49 / len(periods)))
+    # Every close marks its month (and quarter): the playbook is kept by month.
+    insights_playbook_write(
+        months=[Period(kind, start) for kind, start, _ in pending if kind == PeriodKind.MONTH]
+    )
     _pending_clear(pending)
     return written
 
@@ -209,6 +217,73 @@ def _pending_clear(snapshot) -> None:
     for kind, start, marked_at in snapshot:
         match |= Q(period_kind=kind, period_start=start, marked_at=marked_at)
     PendingPeriod.objects.filter(match).delete()
+
+
+# --- the objection playbook --------------------------------------------------------------------
+def insights_playbook_write(*, months: list[Period] | None) -> int:
+    """
+    Store the objection playbook of the company page (insights.playbook) for the reflections
+    closed in `months` (None: all history): their counts per product, day and month, and the
+    latest won answers of every product and objection they change. Upserted and pruned like
+    the facts, in one transaction. Returns the number of rows the region holds.
+    """
+    windows = None if months is None else playbook.windows_of(months)
+    if windows == []:
+        return 0
+    entries = playbook.entries(windows)
+    if windows is None:
+        pairs, quotes = None, playbook.quotes()
+    else:
+        pairs, quotes = playbook.quotes_merged(windows)
+    entry_cell = ["product_id", "period_kind", "period_start", "objection_id"]
+    quote_cell = ["product_id", "objection_id", "rank"]
+    quote_region = PlaybookQuote.objects.all()
+    if pairs is not None:
+        quote_region = quote_region.filter(
+            product_id__in={p for p, _ in pairs}, objection_id__in={o for _, o in pairs}
+        )
+    with transaction.atomic():
+        written = _sync(playbook.entry_region(windows), entries, entry_cell, ["heard", "won"])
+        written += _sync(
+            quote_region,
+            quotes,
+            quote_cell,
+            ["answer_id", "text", "closed_date"],
+            owned=None if pairs is None else (lambda cell: (cell[0], cell[1]) in pairs),
+        )
+    return written
+
+
+def _sync(region, rows: list, cell: list[str], values: list[str], owned=None) -> int:
+    """
+    Make the stored rows of `region` that `owned(cell)` accepts (all by default) equal to
+    `rows`: lock them, upsert those that differ, delete those not in `rows`.
+    """
+    model = region.model
+    key = lambda row: tuple(getattr(row, f) for f in cell)  # noqa: E731
+    stored = {}
+    for pk, *fields in region.select_for_update().order_by("pk").values_list("pk", *cell, *values):
+        here = tuple(fields[: len(cell)])
+        if owned is None or owned(here):
+            stored[here] = (pk, tuple(fields[len(cell) :]))
+    changed = [
+        row
+        for row in rows
+        if stored.get(key(row), (None, None))[1] != tuple(getattr(row, f) for f in values)
+    ]
+    if changed:
+        model.objects.bulk_create(
+            sorted(changed, key=key),  # one lock order for every writer
+            batch_size=500,
+            update_conflicts=True,
+            unique_fields=[f.removesuffix("_id") for f in cell],
+            update_fields=[f.removesuffix("_id") for f in values],
+        )
+    keep = {key(row) for row in rows}
+    stale = [pk for here, (pk, _) in stored.items() if here not in keep]
+    for i in range(0, len(stale), DELETE_CHUNK):
+        model.objects.filter(pk__in=stale[i : i + DELETE_CHUNK]).delete()
+    return len(rows)
 
 
 # --- runs --------------------------------------------------------------------------------------
@@ -303,11 +378,12 @@ def _heartbeat(run_id: int, *, beat: bool | None = None):
         thread.join(timeout=5)
 
 
-def insight_runs_reap() -> list[int]:
+def insight_runs_reap() -> list[tuple[InsightRun, bool]]:
     """
     Runs whose worker died: "running" with no heartbeat for longer than the lease. Each is
-    marked failed with a plain reason, and a run of the same kind is claimed and queued in its
-    place (once: the queued-run constraint coalesces). Returns the new runs' ids.
+    marked failed with a plain reason, and a run of the same kind is claimed in its place
+    (once: the queued-run constraint coalesces). Returns each claimed run and whether it is
+    new, which the caller queues (insights.queue).
     """
     lease = datetime.timedelta(seconds=settings.DEBRIEF_INSIGHT_RUN_LEASE_SECONDS)
     now = timezone.now()
@@ -324,10 +400,7 @@ def insight_runs_reap() -> list[int]:
         )
         if not marked:
             continue  # another reaper, or the run itself, got there first
-        new, created = _claim(run.kind, run.requested_by, "Restarted after a worker stopped")
-        if created:
-            _enqueue(new, background=True)
-        restarted.append(new.pk)
+        restarted.append(_claim(run.kind, run.requested_by, "Restarted after a worker stopped"))
     return restarted
 
 
@@ -349,79 +422,99 @@ def _claim(
         return run, False
 
 
-def _enqueue(run: InsightRun, countdown: int = 0, *, background: bool = False) -> None:
+def insight_run_queue_failed(*, run_id: int) -> None:
+    """The broker refused a queued run's message: the run fails with a plain reason (the page
+    shows it; the exception goes to the log), and the sweep tries its work again later."""
+    InsightRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.FAILED, finished_at=timezone.now(), error=QUEUE_FAILED
+    )
+
+
+# The embedded default's stand-in for a worker: one daemon thread of this process does the runs
+# handed to it, one at a time and in order. So a refresh never runs twice at once, and closes
+# that commit while one runs share the next one (they all find its queued run). A run handed
+# over to settle (a refresh after closes) starts once nothing was handed over for
+# LOCAL_QUIET_SECONDS, and at the latest `settle` seconds after it first was: a burst of closes,
+# and the page each close leads to, go first instead of waiting behind its writes.
+LOCAL_QUIET_SECONDS = 1.0
+_local_lock = threading.Lock()
+_local_runs: collections.deque[int] = collections.deque()
+_local_deadlines: dict[int, float] = {}
+_local_last_handed = 0.0
+_local_thread: threading.Thread | None = None
+
+
+def insight_run_start_in_process(*, run_id: int, settle: float = 0) -> threading.Thread:
     """
-    Queue the run's task once the current transaction commits; a refusal is recorded.
-
-    With `background`, the embedded default (eager tasks, no worker) runs it in a thread of
-    this process instead of inside the request, so that the page answers at once and shows
-    the run's progress as it would with a worker.
+    Hand a committed run to this process's background thread, started if idle, instead of
+    doing it inside the request or command that asked for it. A run already waiting there is
+    not added twice. The thread has its own database connection (SQLite in WAL mode lets the
+    requests read meanwhile; a write waits its turn through the busy timeout) and closes it
+    when it has nothing left to do. A failure is recorded on the run by insight_run_execute; a
+    process that stops mid-run leaves the run silent, and the next poll or "Refresh now" after
+    a lease restarts it. Returns the thread, which ends once every run handed to it is done.
     """
+    global _local_thread, _local_last_handed
+    with _local_lock:
+        _local_last_handed = time.monotonic()
+        if run_id not in _local_runs:
+            _local_runs.append(run_id)
+            if settle:
+                _local_deadlines[run_id] = _local_last_handed + settle
+        if _local_thread is None or not _local_thread.is_alive():
+            _local_thread = threading.Thread(target=_local_work, name="insight-runs", daemon=True)
+            _local_thread.start()
+        return _local_thread
 
-    def send() -> None:
-        from insights import tasks
 
-        # Eager both in the settings and in the Celery app (which a test may switch alone):
-        # there is no worker, and apply_async would run the whole task right here.
-        eager = settings.CELERY_TASK_ALWAYS_EAGER and tasks.run_insights.app.conf.task_always_eager
-        if background and eager:
-            insight_run_start_in_process(run_id=run.pk)
+def _local_work() -> None:
+    global _local_thread
+    try:
+        while True:
+            with _local_lock:
+                if not _local_runs:
+                    _local_thread = None
+                    return
+                run_id = _local_runs[0]  # stays listed while it runs: handing it again is a no-op
+            try:
+                _local_settle(run_id)
+                # A failure is recorded on the run and logged by insight_run_execute.
+                with contextlib.suppress(Exception):
+                    insight_run_execute(run_id=run_id, beat=True)
+            finally:
+                with _local_lock:
+                    _local_runs.popleft()
+                    _local_deadlines.pop(run_id, None)
+    finally:
+        connection.close()
+
+
+def _local_settle(run_id: int) -> None:
+    while True:
+        with _local_lock:
+            deadline = _local_deadlines.get(run_id)
+            if deadline is None:
+                return
+            wake = min(_local_last_handed + LOCAL_QUIET_SECONDS, deadline)
+        pause = wake - time.monotonic()
+        if pause <= 0:
             return
-        try:
-            tasks.run_insights.apply_async(args=[run.pk], countdown=countdown or None)
-        except Exception as exc:
-            # The broker refused, or (eager mode) the task itself failed: the run row says why.
-            # The page shows the error: plain words here, the exception in the log.
-            InsightRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-                status=RunStatus.FAILED,
-                finished_at=timezone.now(),
-                error=QUEUE_FAILED,
-            )
-            logger.exception("Could not queue insight run %s (%s)", run.pk, type(exc).__name__)
-
-    transaction.on_commit(send)
+        time.sleep(pause)
 
 
-def insight_run_start_in_process(*, run_id: int) -> threading.Thread:
+def insight_run_rebuild_claim(*, requested_by: User | None) -> tuple[InsightRun, bool]:
     """
-    Run a committed run in a daemon thread of this process: the embedded default's stand-in
-    for a worker. The thread has its own database connection (SQLite in WAL mode lets the
-    requests that poll the progress read meanwhile) and closes it when done. A failure is
-    recorded on the run by insight_run_execute; a process that stops mid-run leaves the run
-    silent, and the next poll or "Refresh now" after a lease restarts it.
+    The rebuild "Refresh now" follows: the one already running, else the queued one, created
+    if there is none. Returns it and whether it is new (the caller queues a new one).
     """
-
-    def work() -> None:
-        try:
-            # A failure is recorded on the run and logged by insight_run_execute.
-            with contextlib.suppress(Exception):
-                insight_run_execute(run_id=run_id, beat=True)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=work, name=f"insight-run-{run_id}", daemon=True)
-    thread.start()
-    return thread
-
-
-def insight_run_request_rebuild(*, requested_by: User | None) -> InsightRun:
-    """
-    "Refresh now": a full rebuild, queued after commit (in the embedded default, started in a
-    thread of this process), so that the page answers at once and follows its progress. A
-    rebuild already queued or running is returned instead of starting a second one.
-    """
-    insight_runs_reap()  # never join a run whose worker died
     active = (
         InsightRun.objects.filter(kind=RunKind.REBUILD, status=RunStatus.RUNNING)
         .order_by("-created_at")
         .first()
     )
     if active is not None:
-        return active
-    run, created = _claim(RunKind.REBUILD, requested_by, "Requested from the dashboard")
-    if created:
-        _enqueue(run, background=True)
-    return run
+        return active, False
+    return _claim(RunKind.REBUILD, requested_by, "Requested from the dashboard")
 
 
 def insights_rebuild_now(*, detail: str) -> InsightRun:
@@ -436,7 +529,7 @@ def insights_mark_stale(*, dates: Iterable[datetime.date]) -> None:
     Mark the periods of these closing dates stale. Called INSIDE the close (or amendment, or
     reopening) transaction, so the mark commits with the close or not at all: a close can
     never be left out of the reports, even if the broker is down or the process dies right
-    after committing. `insights_refresh_queue` then asks for the refresh, after commit.
+    after committing. insights.queue then asks for the refresh, after commit.
     """
     now = timezone.now()
     marks = {
@@ -452,41 +545,30 @@ def insights_mark_stale(*, dates: Iterable[datetime.date]) -> None:
     )
 
 
-def insights_refresh_queue() -> bool:
+def insights_refresh_claim() -> tuple[InsightRun, bool]:
     """
-    After a close commits: queue a refresh unless one is already queued (the claim is what
-    coalesces a burst of closes into one refresh). The marks committed before the claim is
-    tried, so a refresh that has started is sure to see them or leave a new queued run behind
-    for them. If the broker refuses, the sweep picks the marks up later; False says so.
+    After a close commits: the queued refresh, created if there is none (the claim is what
+    coalesces a burst of closes into one refresh), and whether it is new. The marks committed
+    before the claim is tried, so a refresh that has started is sure to see them or leave a
+    new queued run behind for them. insights.queue queues it.
     """
-    run, created = _claim(RunKind.REFRESH, detail="After closes")
-    if not created:
-        return True
-    _enqueue(run, countdown=settings.DEBRIEF_INSIGHT_REFRESH_DELAY)
-    if transaction.get_connection().in_atomic_block:
-        return True  # sent when the surrounding transaction commits
-    return not InsightRun.objects.filter(pk=run.pk, status=RunStatus.FAILED).exists()
+    return _claim(RunKind.REFRESH, detail="After closes")
 
 
-def insights_sweep() -> list[int]:
+def insights_sweep() -> list[InsightRun]:
     """
-    The safety net the scheduler runs every few minutes: queue a refresh for marks nobody is
-    processing, requeue runs whose message was lost, and fail runs whose worker vanished.
-    Returns the ids of runs (re)queued.
+    The safety net the scheduler runs every few minutes: fail runs whose worker vanished and
+    claim one in their place, find queued runs whose message was lost, and claim a refresh
+    for marks nobody is processing. Returns the runs to (re)queue, which the sweep task does.
     """
     now = timezone.now()
-    queued = insight_runs_reap()
-    for run in InsightRun.objects.filter(
-        status=RunStatus.QUEUED, created_at__lt=now - QUEUED_TOO_LONG
-    ):
-        _enqueue(run)
-        queued.append(run.pk)
+    send = [run for run, created in insight_runs_reap() if created]
+    send += InsightRun.objects.filter(status=RunStatus.QUEUED, created_at__lt=now - QUEUED_TOO_LONG)
     if PendingPeriod.objects.exists():
         run, created = _claim(RunKind.REFRESH, detail="Sweep of pending periods")
         if created:
-            _enqueue(run)
-            queued.append(run.pk)
-    return queued
+            send.append(run)
+    return send
 
 
 # --- weekly digest -----------------------------------------------------------------------------

@@ -2,16 +2,24 @@
 Celery tasks for insights: thin, they take ids and call services. Every one is safe to run
 twice (facts are upserted, runs are claimed, digests are claimed per week), so they are
 acknowledged late and retried with backoff on transient database or broker errors.
+
+`run_send` is the one way a run reaches whatever does it. Imports go one way: these tasks
+import services; insights.queue (what closes, "Refresh now" and polls call) imports both;
+services import neither.
 """
 
 import datetime
+import logging
 
 import kombu.exceptions
 import redis.exceptions
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 
 from insights import services
+
+logger = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS = (
     OperationalError,
@@ -59,10 +67,44 @@ def rebuild_insights() -> int:
 @shared_task(name="insights.sweep", **RELIABLE)
 def sweep_insights() -> list[int]:
     """Safety net: refresh pending periods nobody is processing, requeue lost runs."""
-    return services.insights_sweep()
+    runs = services.insights_sweep()
+    for run in runs:
+        run_send(run.pk)
+    return [run.pk for run in runs]
 
 
 @shared_task(name="insights.weekly_digest", **RELIABLE)
 def send_weekly_digest() -> int:
     """E-mail each manager the week's meaningful shifts; returns how many were sent."""
     return services.digest_send_all()
+
+
+# --- queueing ----------------------------------------------------------------------------------
+def in_process() -> bool:
+    """
+    The embedded default: tasks are eager in the settings and in the Celery app (which a test
+    may switch alone), so no worker listens and apply_async would do a run right here.
+    """
+    return settings.CELERY_TASK_ALWAYS_EAGER and run_insights.app.conf.task_always_eager
+
+
+def run_send(run_id: int, *, countdown: int = 0) -> None:
+    """
+    Hand a run to a worker once the current transaction commits (so the worker finds its row),
+    after `countdown` seconds; a refusal by the broker is recorded on the run. In the embedded
+    default the run goes to the background thread of this process instead, which starts it
+    once closes pause (within `countdown` seconds): never is a run done inside the request or
+    command that asked for it.
+    """
+
+    def send() -> None:
+        if in_process():
+            services.insight_run_start_in_process(run_id=run_id, settle=countdown)
+            return
+        try:
+            run_insights.apply_async(args=[run_id], countdown=countdown or None)
+        except Exception as exc:
+            services.insight_run_queue_failed(run_id=run_id)
+            logger.exception("Could not queue insight run %s (%s)", run_id, type(exc).__name__)
+
+    transaction.on_commit(send)

@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from accounts import access
 from crm_site.csvsafe import safe_cell
-from insights import gap, selectors, services
+from insights import gap, queue, selectors, services
 from insights.exports import EXPORTABLE, export_rows
 from insights.forms import LessonFilterForm, report_params
 from insights.models import PeriodKind, RunStatus, Source
@@ -103,7 +103,7 @@ def export(request, table: str):
 @login_required
 def refresh(request):
     """Start a full rebuild (or join the one under way) and show its progress."""
-    run = services.insight_run_request_rebuild(requested_by=request.user)
+    run = queue.insight_run_request_rebuild(requested_by=request.user)
     run.refresh_from_db()  # queued, already started, or (a tiny database) done
     unqueued = run.status == RunStatus.FAILED and run.error == services.QUEUE_FAILED
     if request.htmx:
@@ -126,7 +126,7 @@ def refresh(request):
 def run_progress(request, run_id: int):
     """The progress fragment htmx polls every second; 286 stops the polling once finished."""
     run = selectors.run_for(request.user, run_id)
-    if run.status == RunStatus.RUNNING and services.insight_runs_reap():
+    if run.status == RunStatus.RUNNING and queue.insight_runs_reap():
         run.refresh_from_db()  # its worker died: it failed, and a new run took its place
     # A run that succeeded also brings the header's "Figures as of" up to date (out of band).
     context = {"run": run, "oob": True}

@@ -139,6 +139,9 @@ def won_answers(objection_ids: list[int], product_ids: list[int] | None = None) 
         )
         # A few spare rows, so that repeated wording can be dropped and three remain.
         .filter(position__lte=PLAYBOOK_EXAMPLES * 3)
+        # Newest first, so that the quotes kept are the latest (unordered, the rows came in
+        # the model's default order: the oldest answers first).
+        .order_by("about", "position")
         .values(
             "about", "text", "reflection__closed_date", "reflection__opportunity__product__name"
         )
@@ -179,7 +182,8 @@ def objection_playbook(product_ids: list[int], today=None) -> list[dict]:
     """
     For these products: the objections heard most across the organisation in the last
     twelve months, each with the most recent things won deals said about handling it. Two
-    queries whatever the data size.
+    queries whatever the data size, but they read a year of reflections: the company page
+    shows the copy the insights rollup stores (insights.playbook), which equals this.
     """
     if not product_ids:
         return []

@@ -9,6 +9,7 @@ Personas used across the suite (like healthchecks' alice / bob / charlie):
 - admin: runs the Django admin.
 """
 
+import contextlib
 import datetime
 import os
 
@@ -69,6 +70,54 @@ def _fresh_cache():
 @pytest.fixture(autouse=True)
 def _fast_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def background_thread():
+    """Ask for the embedded default's real background thread (see in_process_runs)."""
+
+
+@pytest.fixture(autouse=True)
+def in_process_runs(request, monkeypatch):
+    """
+    Tasks are eager here, as in the embedded default, so an insight run goes to a thread of
+    this process (insights.services.insight_run_start_in_process). In a test:
+
+    - whose transaction never commits, the thread could never see the run and would outlive
+      the test: the runs handed over are only recorded, in the list this fixture gives;
+    - with real commits on the in-memory SQLite test database, the run is done at once by the
+      thread that hands it over, after the commit. Connections there share one cache, whose
+      table locks fail at once where a SQLite file in WAL mode waits its turn, so a run next
+      to the live server's requests would fail them both. (tests/insights/
+      test_embedded_close.py closes next to the real thread on a file);
+    - with real commits on PostgreSQL, or asking for `background_thread`, the real thread,
+      waited for before the tables are emptied.
+    """
+    from insights import services
+
+    marker = request.node.get_closest_marker("django_db")
+    committed = marker is not None and marker.kwargs.get("transaction")
+    if committed and (
+        "background_thread" in request.fixturenames
+        or connection.vendor != "sqlite"
+        or not connection.is_in_memory_db()
+    ):
+        yield None
+        thread = services._local_thread
+        if thread is not None:
+            thread.join(timeout=60)
+        return
+    handed: list[int] = []
+
+    def hand_over(*, run_id: int, settle: float = 0) -> None:
+        handed.append(run_id)
+        if committed:
+            # A failure is recorded on the run, as in the thread.
+            with contextlib.suppress(Exception):
+                services.insight_run_execute(run_id=run_id)
+
+    monkeypatch.setattr(services, "insight_run_start_in_process", hand_over)
+    yield handed
 
 
 @pytest.fixture

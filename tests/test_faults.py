@@ -18,7 +18,9 @@ from django.urls import reverse
 
 from crm_site.celery import app
 from customers.models import Suppression
+from insights import queue as insight_queue
 from insights import services as insight_services
+from insights import tasks as insight_tasks
 from insights.models import InsightFact, InsightRun, PendingPeriod, RunStatus
 from opportunities.models import Opportunity, Stage, StageChange
 from reflections.models import Reflection
@@ -124,7 +126,7 @@ def test_the_sweep_refreshes_what_closed_while_the_broker_was_down(rep, lost_set
     assert not InsightFact.objects.exists()
     # The broker is back: the scheduled sweep finds the marks and a real worker refreshes.
     with broker(settings.REDIS_URL), start_worker(app, pool="solo", perform_ping_check=False):
-        insight_services.insights_sweep()
+        insight_tasks.sweep_insights()
         deadline = time.monotonic() + 30
         while PendingPeriod.objects.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -196,7 +198,7 @@ def test_a_worker_killed_in_the_middle_of_a_rollup_is_redelivered_and_consistent
         # Hold one fact row: the rollup computes, then blocks when it writes its facts.
         cursor.execute("SELECT id FROM insights_insightfact ORDER BY id LIMIT 1 FOR UPDATE")
         with broker(settings.REDIS_URL):
-            run = insight_services.insight_run_request_rebuild(requested_by=None)
+            run = insight_queue.insight_run_request_rebuild(requested_by=None)
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "crm_site", "worker", "--pool", "prefork",
              "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "warning"],
@@ -270,7 +272,7 @@ def test_a_whole_worker_killed_mid_rebuild_is_seen_within_a_lease_and_redone(
             "SELECT id FROM insights_insightfact ORDER BY id LIMIT 1 FOR UPDATE"
         )
         with broker(settings.REDIS_URL):
-            run = insight_services.insight_run_request_rebuild(requested_by=None)
+            run = insight_queue.insight_run_request_rebuild(requested_by=None)
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "crm_site", "worker", "--pool", "prefork",
              "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "warning"],
@@ -293,7 +295,7 @@ def test_a_whole_worker_killed_mid_rebuild_is_seen_within_a_lease_and_redone(
     assert run.status == RunStatus.RUNNING  # nobody can know yet
     time.sleep(4)  # longer than the lease: no heartbeat came
     with broker(settings.REDIS_URL), start_worker(app, pool="solo", perform_ping_check=False):
-        again = insight_services.insight_run_request_rebuild(requested_by=None)
+        again = insight_queue.insight_run_request_rebuild(requested_by=None)
         assert again.pk != run.pk
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -1,4 +1,8 @@
-"""Refreshes after closes: queued after commit, coalesced, and caught up by the sweep."""
+"""
+Refreshes after closes: queued after commit, coalesced, and caught up by the sweep. Most tests
+here are a deployment with workers (the broker mocked); the embedded default, where a thread of
+the process does the refresh, is at the end.
+"""
 
 import datetime
 from unittest import mock
@@ -20,7 +24,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def apply_async():
+def apply_async(settings):
+    """A deployment with workers: tasks go to the broker (mocked here), not eager."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     with mock.patch.object(tasks.run_insights, "apply_async") as patched:
         yield patched
 
@@ -141,7 +147,7 @@ def test_sweep_catches_up_lost_and_stuck_work(apply_async, settings):
         kind=RunKind.REFRESH, created_at=now - datetime.timedelta(minutes=30)
     )
     PendingPeriod.objects.create(period_kind="month", period_start=d("2026-05-01"))
-    requeued = services.insights_sweep()
+    requeued = tasks.sweep_insights()
     stuck.refresh_from_db()
     assert stuck.status == RunStatus.FAILED and "worker stopped" in stuck.error
     # The dead rebuild is started again; the lost refresh is requeued, and it is still the

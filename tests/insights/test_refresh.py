@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from insights import services, tasks
+from insights import queue, services, tasks
 from insights.models import InsightRun, RunKind, RunStatus
 from tests.insights.conftest import Closer, d
 
@@ -69,7 +69,7 @@ def test_refresh_without_javascript_redirects_to_the_dashboard(rep_client, apply
 
 
 def test_a_failed_run_shows_its_reason(manager_client, apply_async):
-    run = services.insight_run_request_rebuild(requested_by=None)
+    run = queue.insight_run_request_rebuild(requested_by=None)
     with (
         mock.patch("insights.facts.rollup_facts", side_effect=RuntimeError("disk full on db host")),
         pytest.raises(RuntimeError),
@@ -100,7 +100,7 @@ def test_a_broker_refusal_is_recorded_on_the_run(
 
 
 def test_a_succeeded_run_is_not_redone_by_a_redelivered_message(closer, apply_async):
-    run = services.insight_run_request_rebuild(requested_by=None)
+    run = queue.insight_run_request_rebuild(requested_by=None)
     tasks.run_insights(run.pk)
     run.refresh_from_db()
     finished = run.finished_at
@@ -114,14 +114,14 @@ def test_a_succeeded_run_is_not_redone_by_a_redelivered_message(closer, apply_as
 def test_a_rep_pressing_refresh_joins_and_follows_a_run_already_under_way(
     rep_client, rep, manager, apply_async
 ):
-    run = services.insight_run_request_rebuild(requested_by=manager)
-    assert services.insight_run_request_rebuild(requested_by=rep).pk == run.pk
+    run = queue.insight_run_request_rebuild(requested_by=manager)
+    assert queue.insight_run_request_rebuild(requested_by=rep).pk == run.pk
     assert rep_client.get(progress_url(run)).status_code == 200
     assert rep_client.get(reverse("insights:run_progress", args=[99999])).status_code == 404
 
 
 def test_progress_fragment_query_count(manager_client, apply_async, django_assert_num_queries):
-    run = services.insight_run_request_rebuild(requested_by=None)
+    run = queue.insight_run_request_rebuild(requested_by=None)
     with django_assert_num_queries(3):  # session, user, run
         manager_client.get(progress_url(run), HTTP_HX_REQUEST="true")
 
@@ -161,7 +161,7 @@ def test_a_run_whose_worker_died_is_seen_within_a_lease_and_started_again(
 def test_refresh_now_never_joins_a_dead_run(manager_client, apply_async, settings):
     settings.DEBRIEF_INSIGHT_RUN_LEASE_SECONDS = 60
     dead = _running(120)
-    run = services.insight_run_request_rebuild(requested_by=None)
+    run = queue.insight_run_request_rebuild(requested_by=None)
     assert run.pk != dead.pk and run.status == RunStatus.QUEUED
     dead.refresh_from_db()
     assert dead.status == RunStatus.FAILED
@@ -169,7 +169,7 @@ def test_refresh_now_never_joins_a_dead_run(manager_client, apply_async, setting
 
 def test_a_slow_run_with_a_heartbeat_is_joined_not_restarted(manager_client, apply_async):
     alive = _running(5)
-    assert services.insight_run_request_rebuild(requested_by=None).pk == alive.pk
+    assert queue.insight_run_request_rebuild(requested_by=None).pk == alive.pk
     manager_client.get(progress_url(alive), HTTP_HX_REQUEST="true")
     alive.refresh_from_db()
     assert alive.status == RunStatus.RUNNING
@@ -206,7 +206,9 @@ def in_process(settings, monkeypatch):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     started = []
     monkeypatch.setattr(
-        services, "insight_run_start_in_process", lambda *, run_id: started.append(run_id)
+        services,
+        "insight_run_start_in_process",
+        lambda *, run_id, settle=0: started.append(run_id),
     )
     return started
 
@@ -236,7 +238,9 @@ def test_embedded_refresh_now_joins_the_run_under_way(manager_client, rep_client
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_background_thread_does_the_run_and_records_it(rep, defaults, settings):
+def test_the_background_thread_does_the_run_and_records_it(
+    rep, defaults, settings, background_thread
+):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     Closer(rep).close("won", d("2026-05-12"), "Product fit")
     run = InsightRun.objects.create(kind=RunKind.REBUILD)
@@ -249,7 +253,9 @@ def test_the_background_thread_does_the_run_and_records_it(rep, defaults, settin
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failure_in_the_background_thread_is_recorded_on_the_run(settings, monkeypatch):
+def test_a_failure_in_the_background_thread_is_recorded_on_the_run(
+    settings, monkeypatch, background_thread
+):
     settings.CELERY_TASK_ALWAYS_EAGER = True
 
     def broken(progress):
@@ -263,7 +269,7 @@ def test_a_failure_in_the_background_thread_is_recorded_on_the_run(settings, mon
 
 
 def test_a_finished_run_brings_figures_as_of_up_to_date(manager_client, apply_async):
-    run = services.insight_run_request_rebuild(requested_by=None)
+    run = queue.insight_run_request_rebuild(requested_by=None)
     page = manager_client.get(reverse("insights:dashboard")).content.decode()
     assert "Not computed yet" in page and "hx-swap-oob" not in page
 
