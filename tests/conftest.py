@@ -73,6 +73,22 @@ def _fast_hasher(settings):
 
 
 @pytest.fixture
+def embedded_default(settings):
+    """
+    The embedded default's eager tasks, whatever this run's REDIS_URL says: in the settings
+    and in the Celery app, which insights.tasks.in_process() both read.
+    """
+    from crm_site.celery import app
+
+    # Read first: the app takes its configuration from the settings when it is first asked.
+    saved = app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved
+
+
+@pytest.fixture
 def background_thread():
     """Ask for the embedded default's real background thread (see in_process_runs)."""
 

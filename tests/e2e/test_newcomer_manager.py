@@ -111,7 +111,7 @@ def test_closing_a_deal_from_the_board_comes_back_to_the_board(page, rep, defaul
 
 
 def test_refresh_now_shows_its_progress_and_brings_figures_as_of_up_to_date(
-    page, rep, manager, defaults, monkeypatch, background_thread
+    page, rep, manager, defaults, monkeypatch, embedded_default, background_thread
 ):
     closer = Closer(rep)
     day = timezone.localdate()

@@ -29,6 +29,7 @@ from tests.factories import OpportunityFactory
 from tests.reflections.conftest import lost_answers
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("embedded_default")
 
 
 def close_url(deal):

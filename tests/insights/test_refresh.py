@@ -201,9 +201,8 @@ def test_a_worker_stamps_the_heartbeat_while_a_long_job_runs(settings, monkeypat
 
 # --- the embedded default: no worker, the run goes on in a thread of the server ---------------
 @pytest.fixture
-def in_process(settings, monkeypatch):
+def in_process(embedded_default, monkeypatch):
     """The embedded default (eager tasks); the thread is recorded here, not started."""
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     started = []
     monkeypatch.setattr(
         services,
@@ -239,9 +238,8 @@ def test_embedded_refresh_now_joins_the_run_under_way(manager_client, rep_client
 
 @pytest.mark.django_db(transaction=True)
 def test_the_background_thread_does_the_run_and_records_it(
-    rep, defaults, settings, background_thread
+    rep, defaults, embedded_default, background_thread
 ):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     Closer(rep).close("won", d("2026-05-12"), "Product fit")
     run = InsightRun.objects.create(kind=RunKind.REBUILD)
     thread = services.insight_run_start_in_process(run_id=run.pk)
@@ -254,9 +252,8 @@ def test_the_background_thread_does_the_run_and_records_it(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_in_the_background_thread_is_recorded_on_the_run(
-    settings, monkeypatch, background_thread
+    embedded_default, monkeypatch, background_thread
 ):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
 
     def broken(progress):
         raise RuntimeError("disk full on db host")
