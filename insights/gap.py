@@ -14,7 +14,7 @@ import datetime
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import BooleanField, Case, Count, OuterRef, Q, Subquery, Value, When
+from django.db.models import BooleanField, Case, Count, F, Q, Value, When
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -22,8 +22,8 @@ from insights import headlines, stats
 from insights.facts import SCOPE_FIELDS
 from insights.models import ScopeKind
 from insights.periods import Period
-from reflections.models import Answer, Outcome, QuestionKind, Reason, ReasonSource
-from surveys.models import SurveyAnswer, SurveyQuestionKind, SurveyStatus
+from reflections.models import Outcome, QuestionKind, Reason, ReasonSource, Reflection
+from surveys.models import SurveyQuestionKind, SurveyStatus
 
 GAP_SCOPES = {ScopeKind.ORG, ScopeKind.TEAM, ScopeKind.PRODUCT_LINE}
 OUTCOME_NOUNS = {
@@ -129,36 +129,39 @@ class Gap(headlines.Rules):
 def _pairs(
     *, start: datetime.date, end: datetime.date, split: datetime.date, where: Q
 ) -> list[tuple]:
-    """(this period?, outcome, rep's reason, rep's source, buyer's reason, deals), grouped."""
-    rep = Answer.objects.filter(
-        reflection=OuterRef("request__reflection_id"), question__kind=QuestionKind.PRIMARY_REASON
-    ).order_by("id")
+    """
+    (this period?, outcome, rep's reason, rep's source, buyer's reason, deals), grouped. Read
+    from the reflections closed in [start, end) matching `where`, each joined once to its
+    answered survey's main reason and to its rep's main reason (a prompt set has one
+    main-reason question, so one row each): the cost follows the periods, not all history.
+    """
     rows = (
-        SurveyAnswer.objects.filter(
+        Reflection.objects.filter(
             where,
-            question__kind=SurveyQuestionKind.MAIN_REASON,
-            request__status=SurveyStatus.ANSWERED,
-            request__reflection__current=True,
-            request__reflection__closed_date__gte=start,
-            request__reflection__closed_date__lt=end,
-            reason__isnull=False,
+            current=True,
+            closed_date__gte=start,
+            closed_date__lt=end,
+            survey_request__status=SurveyStatus.ANSWERED,
+            survey_request__answers__question__kind=SurveyQuestionKind.MAIN_REASON,
+            survey_request__answers__reason__isnull=False,
+            answers__question__kind=QuestionKind.PRIMARY_REASON,
+            answers__reason__isnull=False,
         )
         .annotate(
             now=Case(
-                When(request__reflection__closed_date__gte=split, then=Value(True)),
+                When(closed_date__gte=split, then=Value(True)),
                 default=Value(False),
                 output_field=BooleanField(),
             ),
-            outcome=Subquery(rep.values("reflection__outcome")[:1]),
-            rep_key=Subquery(
-                rep.annotate(k=Coalesce("reason__merged_into_id", "reason_id")).values("k")[:1]
+            rep_key=Coalesce("answers__reason__merged_into_id", "answers__reason_id"),
+            rep_source=F("answers__reason_source"),
+            buyer_key=Coalesce(
+                "survey_request__answers__reason__merged_into_id",
+                "survey_request__answers__reason_id",
             ),
-            rep_source=Subquery(rep.values("reason_source")[:1]),
-            buyer_key=Coalesce("reason__merged_into_id", "reason_id"),
         )
-        .filter(rep_key__isnull=False)
         .values("now", "outcome", "rep_key", "rep_source", "buyer_key")
-        .annotate(deals=Count("id"))
+        .annotate(deals=Count("survey_request__answers__id"))
         .order_by()
     )
     return [
@@ -191,7 +194,7 @@ def perception_gap(
     k = settings.DEBRIEF_INSIGHT_MIN_SLICE if min_slice is None else min_slice
     where = Q()
     if (scope_field := SCOPE_FIELDS[scope_kind]) is not None:
-        where &= Q(**{f"request__reflection__{scope_field}": scope_key})
+        where &= Q(**{scope_field: scope_key})
     previous = period.previous()
     rows = _pairs(start=previous.start, end=period.end, split=period.start, where=where)
 
@@ -319,9 +322,7 @@ def calibration(owner: User, *, today: datetime.date) -> Calibration:
     """
     since = today - datetime.timedelta(days=CALIBRATION_DAYS)
     end = today + datetime.timedelta(days=1)
-    mine_rows = _pairs(
-        start=since, end=end, split=since, where=Q(request__reflection__opportunity__owner=owner)
-    )
+    mine_rows = _pairs(start=since, end=end, split=since, where=Q(opportunity__owner=owner))
     org_rows = _pairs(start=since, end=end, split=since, where=Q())
     result = Calibration(since=since)
     labels = [

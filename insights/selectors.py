@@ -15,7 +15,8 @@ import datetime
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import CharField, F, QuerySet, Value, Window
+from django.db import connections
+from django.db.models import BigIntegerField, CharField, F, QuerySet, Value, Window
 from django.db.models.functions import Coalesce, Concat, RowNumber
 from django.http import Http404
 from django.utils import timezone
@@ -37,7 +38,7 @@ from insights.models import (
 )
 from insights.periods import Period
 from opportunities.models import ProductLine
-from reflections.models import Answer, CallDebrief, Outcome, QuestionKind, Reflection
+from reflections.models import Answer, CallDebrief, Outcome, QuestionKind, Reason, Reflection
 from reflections.selectors import objections_heard, won_answers
 
 MINE = "mine"
@@ -376,8 +377,8 @@ def _table_chart(table: Table, report: Report) -> dict | None:
 def _quotes(user: User, report: Report) -> list[dict]:
     """
     The latest three free-text answers for each of the top reasons we won and lost, from
-    reflections in this slice; one query (a window function ranks answers per reason). No
-    names: a quote is what was learned, not who said it.
+    reflections in this slice; one query. No names: a quote is what was learned, not who said
+    it.
     """
     wanted = []
     for dimension in (Dimension.PRIMARY_REASON_LOST, Dimension.PRIMARY_REASON_WON):
@@ -386,31 +387,79 @@ def _quotes(user: User, report: Report) -> list[dict]:
         wanted += rows[:QUOTED_REASONS]
     if not wanted:
         return []
-    # Each free-text answer joined to its reflection's primary-reason answer (a prompt set has
-    # one primary-reason question, so one row each): a join, where a subquery per answer took
-    # 0.4 s on a year of reflections.
-    answers = (
-        Answer.objects.filter(
-            question__kind=QuestionKind.SHORT_TEXT,
-            reflection__current=True,
-            reflection__closed_date__gte=report.period.start,
-            reflection__closed_date__lt=report.period.end,
-            reflection__answers__question__kind=QuestionKind.PRIMARY_REASON,
-        )
-        .exclude(text="")
-        .annotate(
-            rkey=Coalesce(
-                "reflection__answers__reason__merged_into_id", "reflection__answers__reason_id"
-            )
-        )
-        .filter(rkey__in=[int(f.key) for f in wanted])
-    )
+    answers = Answer.objects.filter(
+        question__kind=QuestionKind.SHORT_TEXT,
+        reflection__current=True,
+        reflection__closed_date__gte=report.period.start,
+        reflection__closed_date__lt=report.period.end,
+    ).exclude(text="")
     if report.scope.is_mine:
         answers = answers.filter(reflection__opportunity__owner=user)
     elif report.scope.kind != ScopeKind.ORG:
         field_name = fact_rules.SCOPE_FIELDS[report.scope.kind]
         answers = answers.filter(**{f"reflection__{field_name}": report.scope.key})
-    ranked = (
+    keys = [int(f.key) for f in wanted]
+    walk = connections[answers.db].features.supports_slicing_ordering_in_compound
+    if walk and report.scope.kind == ScopeKind.ORG:
+        rows = _latest_per_reason(answers, keys)
+    else:
+        rows = _ranked_per_reason(answers, keys)
+    texts: dict[str, list[dict]] = {}
+    for rkey, text, closed, _, _ in sorted(rows, key=lambda row: (row[3], row[4])):
+        texts.setdefault(str(rkey), []).append({"text": text, "closed": closed})
+    return [
+        {"fact": f, "outcome": Outcome(f.outcome).label, "answers": texts[f.key]}
+        for f in wanted
+        if f.key in texts
+    ]
+
+
+QUOTE_COLUMNS = ("rkey", "text", "reflection__closed_date", "question__order", "id")
+
+
+def _latest_per_reason(answers: QuerySet[Answer], keys: list[int]) -> list[tuple]:
+    """
+    The organisation's slice on PostgreSQL: one LIMITed branch per reason, UNION ALL. Each
+    branch walks the current reflections newest first (`reflection_submitted_idx`) and stops
+    at its third answer, where ranking every answer of the quarter read all of them (0.14 s on
+    the large set; now about 20 ms, most of it planning six branches). A team's or a line's
+    branch would join the deal for every step, so narrower slices are ranked in one pass.
+    """
+    branches = [
+        answers.filter(
+            # One filter() call, so both conditions apply to the same (primary-reason) answer.
+            reflection__answers__question__kind=QuestionKind.PRIMARY_REASON,
+            reflection__answers__reason__in=Reason.objects.annotate(
+                key=Coalesce("merged_into_id", "id")
+            )
+            .filter(key=key)
+            .values("pk"),
+        )
+        .annotate(rkey=Value(key, output_field=BigIntegerField()))
+        .order_by("-reflection__submitted_at", "-id")
+        .values_list(*QUOTE_COLUMNS)[:QUOTES_PER_REASON]
+        for key in keys
+    ]
+    return list(branches[0].union(*branches[1:], all=True))
+
+
+def _ranked_per_reason(answers: QuerySet[Answer], keys: list[int]) -> list[tuple]:
+    """
+    Slices narrower than the organisation, and databases without LIMIT inside UNION
+    (SQLite): each free-text answer joined to its reflection's primary-reason answer (a
+    prompt set has one primary-reason question, so one row each), ranked per reason by a
+    window function.
+    """
+    answers = (
+        answers.filter(reflection__answers__question__kind=QuestionKind.PRIMARY_REASON)
+        .annotate(
+            rkey=Coalesce(
+                "reflection__answers__reason__merged_into_id", "reflection__answers__reason_id"
+            )
+        )
+        .filter(rkey__in=keys)
+    )
+    return list(
         answers.annotate(
             rank=Window(
                 RowNumber(),
@@ -419,16 +468,8 @@ def _quotes(user: User, report: Report) -> list[dict]:
             )
         )
         .filter(rank__lte=QUOTES_PER_REASON)
-        .values_list("rkey", "text", "reflection__closed_date")
+        .values_list(*QUOTE_COLUMNS)
     )
-    texts: dict[str, list[dict]] = {}
-    for rkey, text, closed in ranked:
-        texts.setdefault(str(rkey), []).append({"text": text, "closed": closed})
-    return [
-        {"fact": f, "outcome": Outcome(f.outcome).label, "answers": texts[f.key]}
-        for f in wanted
-        if f.key in texts
-    ]
 
 
 # --- runs --------------------------------------------------------------------------------------

@@ -198,6 +198,13 @@ class Reflection(models.Model):
         indexes = [
             models.Index(fields=["outcome", "closed_date"], name="reflection_outcome_date_idx"),
             models.Index(fields=["closed_date"], name="reflection_closed_date_idx"),
+            # The dashboard's quotes: the newest current reflections first, read until each
+            # reason has its three answers.
+            models.Index(
+                fields=["submitted_at"],
+                condition=Q(current=True),
+                name="reflection_submitted_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -238,6 +245,14 @@ class Answer(models.Model):
             models.Index(fields=["reason"], name="answer_reason_idx"),
             models.Index(fields=["objection"], name="answer_objection_idx"),
             models.Index(fields=["competitor"], name="answer_competitor_idx"),
+            # A reflection's reasons without visiting the table (the perception gap and the
+            # dashboard's quotes read the main reason of each reflection they meet).
+            models.Index(
+                fields=["reflection"],
+                include=["question", "reason", "reason_source"],
+                condition=Q(reason__isnull=False),
+                name="answer_reflection_reason_idx",
+            ),
         ]
 
     def __str__(self) -> str:

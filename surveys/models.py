@@ -151,6 +151,13 @@ class SurveyRequest(models.Model):
         indexes = [
             models.Index(fields=["email", "created_at"], name="surveyrequest_email_idx"),
             models.Index(fields=["status", "answered_at"], name="surveyrequest_status_idx"),
+            # The perception gap joins a period's reflections to their answered surveys.
+            models.Index(
+                fields=["reflection"],
+                include=["id"],
+                condition=Q(status=SurveyStatus.ANSWERED),
+                name="surveyrequest_answered_idx",
+            ),
         ]
 
     def __str__(self) -> str:
