@@ -167,8 +167,9 @@ class _Normalised(dict):
 
 def _pitches(layout: Layout):
     """A function from a batch of rows to their (email, phone, domain, product) keys."""
-    # A missing column reads the blank cell that short rows are padded with.
-    blank = len(layout.header)
+    # A missing column reads the blank cell that rows are padded with, at the header's width;
+    # a long row is cut to that width first, so its extra values are never read as keys.
+    blank = columns = len(layout.header)
     email, phone, domain, product = (
         layout.columns.get(name, blank) for name in (*KEY_COLUMNS, "product")
     )
@@ -180,6 +181,8 @@ def _pitches(layout: Layout):
     def pitches(rows: list[tuple[str, ...]]) -> list[tuple[str, str, str, str]]:
         batch = []
         for row in rows:
+            if len(row) > columns:
+                row = row[:columns]
             if len(row) < width:
                 row = row + padding[len(row) :]
             email, phone, domain, product = cells(row)

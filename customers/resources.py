@@ -296,13 +296,16 @@ class ContactResource(AllOrNothingResource):
 
 
 def import_problems(result) -> list[str]:
-    """Every problem in an import result as one line, e.g. 'Row 3, segment: ...'."""
+    """
+    Every problem in an import result as one line, e.g. 'Row 3, segment: ...', numbered as a
+    spreadsheet shows the file (the header is row 1; django-import-export counts data rows).
+    """
     problems = [f"{error.error}" for error in result.base_errors]
     for number, errors in result.row_errors():
-        problems.extend(f"Row {number}: {error.error}" for error in errors)
+        problems.extend(f"Row {number + 1}: {error.error}" for error in errors)
     for row in result.invalid_rows:
         for column, messages in row.error_dict.items():
-            where = f"Row {row.number}"
+            where = f"Row {row.number + 1}"
             if column != NON_FIELD_ERRORS:
                 where += f", {column}"
             problems.extend(f"{where}: {message}" for message in messages)

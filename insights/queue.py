@@ -42,7 +42,9 @@ def insight_run_request_rebuild(*, requested_by: User | None) -> InsightRun:
     """
     insight_runs_reap()  # never join a run whose worker died
     run, created = services.insight_run_rebuild_claim(requested_by=requested_by)
-    if created:
+    if created or (tasks.in_process() and run.status == RunStatus.QUEUED):
+        # Joining a queued rebuild in the embedded default: it may have been left by a server
+        # that stopped (no sweep runs there), so the thread is told again; twice is harmless.
         tasks.run_send(run.pk)
     return run
 

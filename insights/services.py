@@ -31,6 +31,7 @@ from insights.models import (
     InsightRun,
     PendingPeriod,
     PeriodKind,
+    PlaybookEntry,
     PlaybookQuote,
     RunKind,
     RunStatus,
@@ -190,10 +191,11 @@ def insights_refresh_pending(*, progress: Progress | None = None) -> int:
             )
             if progress:
                 progress(50 + int(done * 49 / len(periods)))
-    # Every close marks its month (and quarter): the playbook is kept by month.
-    insights_playbook_write(
-        months=[Period(kind, start) for kind, start, _ in pending if kind == PeriodKind.MONTH]
-    )
+    # Every close marks its month (and quarter): the playbook is kept by month. Until it has
+    # been stored once (just after an upgrade), a refresh stores all of it: a month alone
+    # would show partial counts as if they were whole.
+    months = [Period(kind, start) for kind, start, _ in pending if kind == PeriodKind.MONTH]
+    insights_playbook_write(months=months if PlaybookEntry.objects.exists() else None)
     _pending_clear(pending)
     return written
 
@@ -361,11 +363,15 @@ def _heartbeat(run_id: int, *, beat: bool | None = None):
     def beat() -> None:
         try:
             while not stop.wait(every):
-                InsightRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
-        except Exception:
-            logger.warning("Insight run %s: heartbeat failed", run_id, exc_info=True)
+                # One failed stamp (a locked SQLite file, a dropped connection) must not end
+                # the heartbeats: the run would be reaped as dead while it still works.
+                try:
+                    InsightRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception:
+                    logger.warning("Insight run %s: heartbeat failed", run_id, exc_info=True)
+                    connection.close()  # a fresh connection for the next stamp
         finally:
             connection.close()
 

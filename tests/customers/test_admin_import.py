@@ -177,8 +177,8 @@ def test_reimporting_companies_updates_by_domain_instead_of_duplicating(admin_cl
 
 def test_bad_company_rows_are_named_by_row_and_column_and_nothing_is_imported(admin_client_):
     text = COMPANIES_CSV + (
-        "Rocket Co,rocket.example,spaceflight,mid,uk\n"  # row 3: unknown segment
-        ",nameless.example,retail,small,uk\n"  # row 4: missing name
+        "Rocket Co,rocket.example,spaceflight,mid,uk\n"  # file row 4: unknown segment
+        ",nameless.example,retail,small,uk\n"  # file row 5: missing name
     )
     response = preview(admin_client_, "company", text)
     result = response.context["result"]
@@ -189,9 +189,9 @@ def test_bad_company_rows_are_named_by_row_and_column_and_nothing_is_imported(ad
     assert "name is missing" in invalid[4]["name"][0]
     # Written out in the page, not only in the table's hover box.
     assert problems_shown(response) == [
-        'Row 3, segment: "spaceflight" is not a known segment. Use one of: software, '
+        'Row 4, segment: "spaceflight" is not a known segment. Use one of: software, '
         "manufacturing, healthcare, finance, retail, public, education, logistics, media, energy.",
-        "Row 4, name: The company name is missing; this column cannot be empty.",
+        "Row 5, name: The company name is missing; this column cannot be empty.",
     ]
     assert not Company.objects.exists()
 
@@ -214,8 +214,8 @@ def test_contact_import_matches_companies_by_domain_and_normalises(admin_client_
 def test_bad_contact_rows_are_named_by_row_and_column_and_nothing_is_imported(admin_client_):
     CompanyFactory(domain="kestrel.example")
     text = CONTACTS_CSV + (
-        "nowhere.example,Cy Cole,,cy@nowhere.example,\n"  # row 3: unknown company
-        "kestrel.example,Di Dee,,not-an-email,\n"  # row 4: bad e-mail
+        "nowhere.example,Cy Cole,,cy@nowhere.example,\n"  # data row 3: unknown company
+        "kestrel.example,Di Dee,,not-an-email,\n"  # data row 4: bad e-mail
     )
     response = preview(admin_client_, "contact", text)
     invalid = {row.number: row.error_dict for row in response.context["result"].invalid_rows}
@@ -238,7 +238,7 @@ def test_confirm_imports_nothing_when_a_row_fails_after_the_preview(admin_client
     assert response["Location"] == reverse("admin:customers_contact_import")
     assert not Contact.objects.exists()
     messages = [str(m) for m in response.wsgi_request._messages]
-    assert any("Nothing was imported" in m and "Row 3, company_domain" in m for m in messages), (
+    assert any("Nothing was imported" in m and "Row 4, company_domain" in m for m in messages), (
         messages
     )
 
@@ -249,7 +249,7 @@ def test_resource_import_is_all_or_nothing_outside_the_admin_too():
     result = ContactResource().import_data(dataset, dry_run=False)
     assert result.has_validation_errors()
     assert import_problems(result) == [
-        "Row 3, full_name: The name is missing; this column cannot be empty."
+        "Row 4, full_name: The name is missing; this column cannot be empty."
     ]
     assert not Contact.objects.exists()
 
@@ -260,7 +260,7 @@ def test_company_rows_need_a_domain_to_be_matched():
     )
     result = CompanyResource().import_data(dataset, dry_run=False)
     assert import_problems(result) == [
-        "Row 1, domain: The domain is missing. Companies are matched by their domain, so every "
+        "Row 2, domain: The domain is missing. Companies are matched by their domain, so every "
         "row needs one, e.g. example.com."
     ]
     assert not Company.objects.exists()

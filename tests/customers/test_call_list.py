@@ -219,6 +219,19 @@ def test_a_row_with_extra_values_keeps_them_after_the_added_columns(rep_client, 
     assert len(rows) == 4  # every row, in order
 
 
+def test_extra_values_are_never_read_as_a_column_the_header_lacks(rep_client, blocked):
+    """A suppressed contact's phone or domain among a long row's extras decides nothing."""
+    text = (
+        "name,email\n"
+        "Ann,ann@nowhere.example,+44 20 7946 0018\n"  # Dana's phone, as an extra value
+        "Ann,ann@nowhere.example,brightwater.example\n"
+    )
+    rows = rows_of(rep_client.post(URL, {"file": upload(text)}))
+    assert [row[2] for row in rows[1:]] == ["no", "no"]
+    summary = summary_of(rep_client, text).content.decode()
+    assert '<dt>Must not be called</dt><dd class="stat">0</dd>' in summary
+
+
 def test_row_numbers_count_blank_lines_and_quoted_line_breaks_as_a_spreadsheet_does(
     rep_client, blocked
 ):

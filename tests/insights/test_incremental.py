@@ -276,7 +276,8 @@ def test_rebuild_and_refresh_queries_do_not_grow_with_data(
             services.insights_refresh_pending()
         inserts = [q for q in refresh.captured_queries if q["sql"].startswith("INSERT")]
         # marks, stored facts, reflections, answers, buyers' answers, 2 x (lock, region), clear;
-        # playbook: counts, the months' quotes, which stored quotes are in those months, and a
-        # transaction (savepoint, release) locking the counts (no won answer here to quote)
-        assert len(refresh.captured_queries) - len(inserts) == 14 + 6
+        # playbook: whether it was ever stored, counts, the months' quotes, which stored quotes
+        # are in those months, and a transaction (savepoint, release) locking the counts (no
+        # won answer here to quote)
+        assert len(refresh.captured_queries) - len(inserts) == 14 + 7
         assert len(inserts) >= 2  # the close changed facts of both kinds

@@ -212,6 +212,26 @@ def test_a_won_close_updates_the_stored_row_and_the_quotes(rep):
     assert world.stored((0,)) == world.expected((0,))
 
 
+def test_the_first_refresh_after_an_upgrade_stores_the_whole_playbook(rep):
+    """Nothing stored yet (the migration stores nothing): a refresh of one month stores all."""
+    world = World(rep)
+    for _ in range(60):
+        world.close()
+    assert not PlaybookEntry.objects.exists()
+    won = world.closer.close(
+        "won",
+        TODAY,
+        None,
+        objections=["Price too high"],
+        text="Split the fee.",
+        product=world.products[0],
+    )
+    mark(won)
+    services.insights_refresh_pending()
+    for combo in world.companies:
+        assert world.stored(combo) == world.expected(combo), combo
+
+
 def test_refresh_after_closes_reopenings_and_amendments_equals_a_rebuild(rep):
     """
     Random sequences of closes, reopenings and amendments, each followed by the refresh, leave

@@ -236,6 +236,15 @@ def test_embedded_refresh_now_joins_the_run_under_way(manager_client, rep_client
     assert InsightRun.objects.count() == 1
 
 
+def test_embedded_refresh_now_hands_over_a_rebuild_a_stopped_server_left_queued(
+    manager, in_process, django_capture_on_commit_callbacks
+):
+    left = InsightRun.objects.create(kind=RunKind.REBUILD, status=RunStatus.QUEUED)
+    with django_capture_on_commit_callbacks(execute=True):
+        joined = queue.insight_run_request_rebuild(requested_by=manager)
+    assert joined.pk == left.pk and in_process == [left.pk]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_background_thread_does_the_run_and_records_it(
     rep, defaults, embedded_default, background_thread
