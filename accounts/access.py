@@ -73,11 +73,11 @@ def can_act_for(actor: User, owner: User) -> bool:
     return False
 
 
-def can_edit_company(user: User, company) -> bool:
+def can_edit_company(user: User, company, *, owns_deal: bool | None = None) -> bool:
     """
     Companies are shared records that everyone reads; changing one (its name, its domain,
     which suppressions and call lists match on) is for managers and administrators, and for a
-    rep who added it or who owns a deal there.
+    rep who added it or who owns a deal there (`owns_deal`, when the caller read it already).
     """
     if not user.is_active:
         return False
@@ -85,6 +85,8 @@ def can_edit_company(user: User, company) -> bool:
         return True
     if company.created_by_id == user.pk:
         return True
+    if owns_deal is not None:
+        return owns_deal
     return company.opportunities.filter(owner=user).exists()
 
 

@@ -1,6 +1,6 @@
 """Reads of customer records. Companies and contacts are shared across the organisation."""
 
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 from django.shortcuts import get_object_or_404
 
@@ -29,6 +29,23 @@ def companies_matching(query: str, limit: int = 10) -> QuerySet[Company]:
 
 def company_detail(company_id: int) -> Company:
     return get_object_or_404(Company, pk=company_id)
+
+
+def company_for_brief(user, company_id: int) -> Company:
+    """
+    The company of the pre-call brief, or 404, with its contacts prefetched (the page lists
+    every one and the debrief form offers them) and, for a rep, `user_owns_deal`: whether one
+    of their deals is there, which lets them edit it (accounts.access.can_edit_company).
+    """
+    from accounts.models import Role
+
+    companies = Company.objects.prefetch_related("contacts")
+    if user.role == Role.REP:
+        # The deal model through the reverse relation: customers does not import opportunities.
+        deal = Company._meta.get_field("opportunities").related_model
+        owned = deal.objects.filter(company=OuterRef("pk"), owner=user)
+        companies = companies.annotate(user_owns_deal=Exists(owned))
+    return get_object_or_404(companies, pk=company_id)
 
 
 def contacts_of(company: Company | int) -> QuerySet[Contact]:
@@ -78,28 +95,33 @@ def overrides_waiting_for(user) -> QuerySet:
     ).order_by("requested_at", "id")
 
 
-def suppressions_of(company: Company, *, recent_days: int = 90) -> dict:
-    """A company's active suppressions, and those that ended or were lifted recently."""
+def suppressions_of(
+    company: Company, *, recent_days: int = 90, contacts: list[Contact] | None = None
+) -> dict:
+    """
+    A company's active suppressions, and those that ended or were lifted recently. `contacts`
+    (the company's, when the caller has them) name the people without joining them.
+    """
     import datetime
 
-    from customers.models import Suppression
     from customers.suppression import today
 
     day = today()
+    # Through the company's manager, so each row knows its company without a join; the small
+    # catalogue tables and the source deal are joined, whoever lifted one is read only if one
+    # is listed. Joining all seven related tables cost more to plan than to run.
     rows = list(
-        Suppression.objects.filter(company=company)
-        .filter(Q(until__isnull=True) | Q(until__gte=day - datetime.timedelta(days=recent_days)))
-        .select_related(
-            "company",
-            "contact",
-            "product",
-            "product_line",
-            "rule",
-            "source_opportunity__owner",
-            "lifted_by",
+        company.suppressions.filter(
+            Q(until__isnull=True) | Q(until__gte=day - datetime.timedelta(days=recent_days))
         )
+        .select_related("product", "product_line", "rule", "source_opportunity__owner")
+        .prefetch_related("lifted_by")
         .order_by("-starts_on", "-id")[:50]
     )
+    by_id = {contact.pk: contact for contact in contacts or ()}
+    for row in rows:
+        if row.contact_id in by_id:
+            row.contact = by_id[row.contact_id]
     active = [s for s in rows if s.is_active_on(day)]
     ended = [s for s in rows if not s.is_active_on(day) and s.starts_on <= day]
     return {"active": active, "ended": ended}

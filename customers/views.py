@@ -49,24 +49,28 @@ def _brief_context(request, company: Company, contact_form: ContactForm) -> dict
     The pre-call brief: the company's own facts, contacts and suppressions, plus the sections
     later apps add (deals, past reflections, debriefs, the objection playbook).
     """
-    suppressions = selectors.suppressions_of(company)
+    # The contacts prefetched by selectors.company_for_brief, or read here.
+    contacts = list(company.contacts.all())
+    suppressions = selectors.suppressions_of(company, contacts=contacts)
     for row in (*suppressions["active"], *suppressions["ended"]):
         row.description = suppression.describe(row)
     return {
         "company": company,
-        "contacts": list(contacts_of(company)),
+        "contacts": contacts,
         "contact_form": contact_form,
         "suppressions": suppressions,
         "suppression_groups": selectors.group_suppressions(suppressions["active"]),
         "can_lift": suppression.can_lift(request.user),
-        "can_edit": access.can_edit_company(request.user, company),
+        "can_edit": access.can_edit_company(
+            request.user, company, owns_deal=getattr(company, "user_owns_deal", None)
+        ),
         "sections": sections.collect("DEBRIEF_BRIEF_SECTIONS", request=request, company=company),
     }
 
 
 @login_required
 def company_detail(request, company_id: int):
-    company = get_object_or_404(Company, pk=company_id)
+    company = selectors.company_for_brief(request.user, company_id)
     context = _brief_context(request, company, ContactForm(company=company))
     return render(request, "customers/company_detail.html", context)
 

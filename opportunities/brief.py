@@ -3,35 +3,49 @@ The pipeline's part of a customer's pre-call brief (listed in DEBRIEF_BRIEF_SECT
 open deals the user may see, and the customer's closed deals across the organisation.
 """
 
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q, Window
 
-from opportunities.models import CLOSED_STAGES, OPEN_STAGES, Stage
+from opportunities.models import CLOSED_STAGES, OPEN_STAGES, Opportunity, Stage
 from opportunities.selectors import opportunities_visible_to
 
 CLOSED_SHOWN = 20
 
 
+def open_deals(request, company) -> list[Opportunity]:
+    """
+    The open deals at `company` that the user may see, closing soonest first. Read once per
+    request: the deals section lists them and the debrief form (reflections) offers them.
+    """
+    memo = request.__dict__.setdefault("_brief_open_deals", {})
+    if company.pk not in memo:
+        memo[company.pk] = list(
+            opportunities_visible_to(request.user)
+            .filter(company=company, stage__in=OPEN_STAGES)
+            .select_related("owner", "product", "contact")
+            .order_by("expected_close_date", "id")
+        )
+    return memo[company.pk]
+
+
 def sections(request, company) -> list[dict]:
     visible = opportunities_visible_to(request.user).filter(company=company)
-    open_deals = list(
-        visible.filter(stage__in=OPEN_STAGES)
-        .select_related("owner", "product", "contact")
-        .order_by("expected_close_date", "id")
-    )
     # The customer's history is everyone's: closed deals are listed org-wide, linked only
-    # where the user may open them.
+    # where the user may open them. Each row carries the counts of every outcome there (a
+    # window over all of them, taken before the LIMIT), so the totals cost no query of their own.
     closed_deals = list(
         company.opportunities.filter(stage__in=CLOSED_STAGES)
         .select_related("owner", "product")
-        .annotate(can_open=Exists(visible.filter(pk=OuterRef("pk"))))
+        .annotate(
+            can_open=Exists(visible.filter(pk=OuterRef("pk"))),
+            **{
+                f"total_{stage}": Window(Count("id", filter=Q(stage=stage)))
+                for stage in CLOSED_STAGES
+            },
+        )
         .order_by("-closed_date", "-id")[:CLOSED_SHOWN]
     )
-    outcomes = dict(
-        company.opportunities.filter(stage__in=CLOSED_STAGES)
-        .values_list("stage")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    first = closed_deals[0] if closed_deals else None
+    outcomes = {stage: getattr(first, f"total_{stage}", 0) for stage in CLOSED_STAGES}
     closed_total = sum(outcomes.values())
     return [
         {
@@ -39,7 +53,7 @@ def sections(request, company) -> list[dict]:
             "template": "opportunities/brief/deals.html",
             "context": {
                 "company": company,
-                "open_deals": open_deals,
+                "open_deals": open_deals(request, company),
                 "closed_deals": closed_deals,
                 "closed_total": closed_total,
                 "closed_hidden": closed_total - len(closed_deals),

@@ -4,14 +4,15 @@ the sections listed in settings.DEBRIEF_BRIEF_SECTIONS without importing this ap
 """
 
 from accounts import access
+from opportunities import brief as opportunities_brief
 from reflections import selectors, services
 from reflections.forms import CallDebriefForm
 
 
-def debrief_context(request, company, form=None) -> dict:
+def debrief_context(request, company, form=None, debriefs=None) -> dict:
     return {
         "company": company,
-        "debriefs": selectors.recent_debriefs(company.pk),
+        "debriefs": selectors.recent_debriefs(company.pk) if debriefs is None else debriefs,
         "debrief_form": form or CallDebriefForm(company=company, user=request.user),
     }
 
@@ -21,11 +22,21 @@ def sections(request, company) -> list[dict]:
     Pinned high-card debriefs on top; past reflections and debriefs below. (The objection
     playbook between them is stored by the insights rollup: insights.brief.)
     """
+    pinned, debriefs = selectors.brief_debriefs(company.pk)
+    # The form offers the company's contacts (prefetched by the company page) and the open
+    # deals the deals section lists without reading either again, and the objections as a list.
+    form = CallDebriefForm(
+        company=company,
+        user=request.user,
+        contacts=company.contacts.all(),
+        deals=opportunities_brief.open_deals(request, company),
+        objections=list(selectors.active_objections()),
+    )
     return [
         {
             "slot": "top",
             "template": "reflections/brief/pinned.html",
-            "context": {"company": company, "pinned": selectors.high_card_debriefs(company.pk)},
+            "context": {"company": company, "pinned": pinned},
         },
         {
             "slot": "main",
@@ -36,7 +47,7 @@ def sections(request, company) -> list[dict]:
         {
             "slot": "main",
             "template": "reflections/brief/debriefs.html",
-            "context": debrief_context(request, company),
+            "context": debrief_context(request, company, form, debriefs),
         },
     ]
 

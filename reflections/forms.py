@@ -201,7 +201,13 @@ class CallDebriefForm(forms.Form):
         required=False,
     )
 
-    def __init__(self, *args, company, user, **kwargs):
+    def __init__(self, *args, company, user, contacts=None, deals=None, objections=None, **kwargs):
+        """
+        `contacts`, `deals` and `objections`, when the page has read them already (the
+        company's contacts, the open deals there the user may see, the active objections), are
+        the options drawn; validation still reads the database. (A queryset is drawn through a
+        server-side cursor on PostgreSQL: three round trips instead of one.)
+        """
         from django.utils import timezone
 
         from customers.models import Contact
@@ -220,3 +226,9 @@ class CallDebriefForm(forms.Form):
             .only("title", "owner_id", "company_id")
         )
         self.fields["objections"].queryset = selectors.active_objections()
+        for name, rows in (("contact", contacts), ("opportunity", deals)):
+            if rows is not None:
+                field = self.fields[name]
+                field.widget.choices = [("", field.empty_label), *((r.pk, str(r)) for r in rows)]
+        if objections is not None:
+            self.fields["objections"].widget.choices = [(o.pk, str(o)) for o in objections]

@@ -90,6 +90,30 @@ def recent_debriefs(company_id: int, limit: int = 10) -> list:
     )
 
 
+def brief_debriefs(company_id: int, *, pinned: int = 5, recent: int = 10) -> tuple[list, list]:
+    """
+    The brief's two lists of call debriefs in one query: the pinned high cards (as
+    high_card_debriefs) and the latest debriefs (as recent_debriefs). The rows are the union of
+    both, newest first, so the latest are the first `recent` and the pinned the first `pinned`
+    high cards among them.
+    """
+    from reflections.models import CallDebrief
+
+    of_company = CallDebrief.objects.filter(company_id=company_id)
+    newest = of_company.order_by("-call_date", "-id")
+    rows = list(
+        # The company again outside: without it PostgreSQL tests every debrief against the two.
+        of_company.filter(
+            Q(pk__in=newest.values("pk")[:recent])
+            | Q(pk__in=newest.filter(high_card=True).values("pk")[:pinned])
+        )
+        .select_related("author", "contact", "opportunity")
+        .prefetch_related("objections")
+        .order_by("-call_date", "-id")
+    )
+    return [d for d in rows if d.high_card][:pinned], rows[:recent]
+
+
 def company_reflections(company_id: int, limit: int = 10) -> list[Reflection]:
     """Past outcomes at this customer with their reasons, across the organisation."""
     return list(

@@ -256,15 +256,91 @@ def test_company_page_query_count_does_not_grow_with_contacts_and_deals(
     add_related_rows(large, owner=rep, colleague=teammate, n=500)
     few = count_queries(client, detail_url(small))
     many = count_queries(client, detail_url(large))
-    # Session, user, company, suppressions, contacts; deals: open, closed, outcome counts;
-    # reflections: pinned, past reflections, debriefs, and the debrief form's choices
-    # (contacts, deals, objections); surveys: the buyers' own words; insights: the stored
-    # objection playbook (no objection heard here, so whether there are open deals instead of
-    # quotes); whether a rep may edit the company (one of their deals there); a manager adds
-    # their team ids once, and the navigation's count of exception requests waiting for them.
-    assert few == many == {"rep": 18, "manager": 19}[who]
+    # Session, user, company (for a rep, with whether one of their deals is there: they may
+    # edit it), its contacts, suppressions; deals: open, closed with the outcome counts;
+    # reflections: pinned and latest debriefs together, past reflections, the debrief form's
+    # objections (its contacts and deals are the page's); surveys: the buyers' own words;
+    # insights: the stored objection playbook (no objection heard here, so whether there are
+    # open deals instead of quotes); a manager adds their team ids once, and the navigation's
+    # count of exception requests waiting for them.
+    assert few == many == {"rep": 13, "manager": 15}[who]
     # Nothing is cached: seen again, the page reads the same stored rows.
     assert count_queries(client, detail_url(large)) == many
+
+
+def test_company_page_with_every_section_filled_keeps_its_query_count(
+    client, rep, teammate, manager, acme
+):
+    """Suppressions (active, ended, lifted), debriefs with objections, deals, contacts."""
+    from customers.models import Suppression, SuppressionReason, SuppressionScope
+    from reflections.models import CallDebrief, Objection
+
+    today = timezone.localdate()
+    product = ProductFactory(name="Ledger Pro")
+    price = Objection.objects.get(label="Price too high")
+    ada = ContactFactory(company=acme, full_name="Ada Byrne")
+    ContactFactory(company=acme, full_name="Zoe Quinn")
+    ContactFactory(full_name="Elsewhere Person")
+    mine = OpportunityFactory(company=acme, owner=rep, title="Renewal", product=product)
+    OpportunityFactory(company=acme, owner=teammate, title="Upsell")
+    for i in range(25):
+        OpportunityFactory(
+            company=acme,
+            owner=teammate,
+            stage=(Stage.WON, Stage.LOST, Stage.NO_DECISION)[i % 3],
+            closed_date=today - datetime.timedelta(days=i),
+        )
+    common = {"company": acme, "scope": SuppressionScope.PRODUCT, "product": product}
+    Suppression.objects.create(
+        **common,
+        contact=ada,
+        reason=SuppressionReason.DECLINED,
+        starts_on=today - datetime.timedelta(days=10),
+        until=today + datetime.timedelta(days=80),
+    )
+    Suppression.objects.create(
+        **common,
+        reason=SuppressionReason.BOUGHT,
+        starts_on=today - datetime.timedelta(days=60),
+        until=today - datetime.timedelta(days=5),
+    )
+    Suppression.objects.create(
+        **common,
+        reason=SuppressionReason.DECLINED,
+        starts_on=today - datetime.timedelta(days=20),
+        until=today + datetime.timedelta(days=20),
+        lifted_at=timezone.now(),
+        lifted_by=manager,
+        lift_reason="They asked us to call back.",
+    )
+    for i in range(14):
+        debrief = CallDebrief.objects.create(
+            company=acme,
+            author=rep,
+            contact=ada,
+            call_date=today - datetime.timedelta(days=i),
+            customer_said=f"Said {i}",
+            high_card=i % 4 == 0,
+        )
+        debrief.objections.add(price)
+
+    client.force_login(rep)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(detail_url(acme))
+    # The count of the empty page (above), plus whoever lifted a suppression and the
+    # debriefs' objections.
+    assert len(queries) == 13 + 2
+    html = response.content.decode()
+    assert "Lifted" in html and "They asked us to call back." in html and manager.full_name in html
+    assert "Ended " in html and "Ada Byrne" in html
+    assert (response.context["won_count"], response.context["lost_count"]) == (9, 8)
+    assert response.context["no_decision_count"] == 8
+    assert len(response.context["closed_deals"]) == 20 and response.context["closed_hidden"] == 5
+    # The debrief form offers this company's contacts by name and only the deals the rep may see.
+    form = html[html.index('name="contact"') : html.index('name="customer_said"')]
+    assert form.index("Ada Byrne") < form.index("Zoe Quinn") and "Elsewhere" not in form
+    assert f'value="{mine.pk}">Renewal<' in form and "Upsell" not in form
+    assert "Edit company" in html
 
 
 # --- adding a contact --------------------------------------------------------------------------

@@ -152,6 +152,43 @@ def test_playbook_ignores_objections_older_than_a_year(rep, lost_set):
     assert selectors.objection_playbook([product.pk]) == []
 
 
+@pytest.mark.parametrize("pattern", ["old high cards", "new high cards", "every one", "none"])
+def test_brief_reads_the_pinned_and_the_latest_debriefs_together(rep, company, pattern):
+    """One read (and one for their objections) gives what the two separate reads gave."""
+    price = Objection.objects.get(label="Price too high")
+    today = timezone.localdate()
+    for i in range(16):
+        high = {
+            "old high cards": i >= 9,
+            "new high cards": i in (0, 2, 3, 5, 6, 7, 12),
+            "every one": True,
+            "none": False,
+        }[pattern]
+        debrief = CallDebrief.objects.create(
+            company=company,
+            author=rep,
+            # Two a day: the id breaks the tie, as on the page.
+            call_date=today - datetime.timedelta(days=i // 2),
+            customer_said=f"Note {i}",
+            high_card=high,
+        )
+        debrief.objections.add(price)
+    CallDebrief.objects.create(
+        company=CompanyFactory(),
+        author=rep,
+        call_date=today,
+        customer_said="Elsewhere",
+        high_card=True,
+    )
+    with CaptureQueriesContext(connection) as queries:
+        pinned, latest = selectors.brief_debriefs(company.pk)
+        labels = [o.label for d in (*pinned, *latest) for o in d.objections.all()]
+    assert len(queries) == 2 and set(labels) == {price.label}
+    assert pinned == selectors.high_card_debriefs(company.pk)
+    assert latest == selectors.recent_debriefs(company.pk)
+    assert len(latest) == 10 and len(pinned) == (0 if pattern == "none" else 5)
+
+
 def test_brief_sections_keep_a_constant_query_count(rf, rep, lost_set, company):
     counts = []
     for n in (3, 30):
