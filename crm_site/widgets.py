@@ -1,5 +1,6 @@
 """
-Choice widgets that draw their options in Python.
+Choice widgets that draw their options in Python, and inputs that draw themselves without a
+template.
 
 Django renders every <option> and checkbox through a template of its own (with an include for
 its attributes): a select of 80 people cost about 3 ms here, more than the query behind it.
@@ -79,3 +80,30 @@ class FastCheckboxes(forms.CheckboxSelectMultiple):
                     f"{esc(option['label'])}</label>"
                 )
         return mark_safe("".join(parts))
+
+
+class FastInputMixin:
+    """
+    An <input> drawn without Django's input.html and attrs.html templates (about 0.2 ms a field
+    here), as they draw it: the type, the name, the value when there is one, the attributes.
+    """
+
+    def render(self, name, value, attrs=None, renderer=None) -> SafeString:
+        value = self.format_value(value)
+        shown = "" if value is None else f' value="{esc(value)}"'
+        final_attrs = attributes(self.build_attrs(self.attrs, attrs))
+        return mark_safe(
+            f'<input type="{esc(self.input_type)}" name="{esc(name)}"{shown}{final_attrs}>'
+        )
+
+
+class FastTextInput(FastInputMixin, forms.TextInput):
+    pass
+
+
+class FastNumberInput(FastInputMixin, forms.NumberInput):
+    pass
+
+
+class FastDateInput(FastInputMixin, forms.DateInput):
+    pass

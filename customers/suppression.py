@@ -374,29 +374,61 @@ class DealFlag:
         return f"Suppressed until {_fmt(self.until)}" if self.until else "Suppressed"
 
 
+# The scope column of an approved exception's row in _suppressions_and_exceptions (no
+# suppression has it).
+_EXCEPTION_ROW = "exception"
+
+
+def _suppressions_and_exceptions(day: datetime.date, company_ids: set, deal_ids: list) -> list:
+    """
+    (company id, contact id, scope, product id, line id, reason, until) of the companies' active
+    suppressions on `day`, then (deal id, None, _EXCEPTION_ROW, None, ...) of the deals'
+    approved exceptions: one statement, written out because building it with the ORM (a union
+    of two annotated querysets) cost twice as long as running it, on the pipeline's and the
+    board's every view.
+    """
+    db = Suppression.objects.db
+    quote = connections[db].ops.quote_name
+    companies, deals = ", ".join(["%s"] * len(company_ids)), ", ".join(["%s"] * len(deal_ids))
+    sql = (
+        "SELECT company_id, contact_id, scope, product_id, product_line_id, reason, until "
+        f"FROM {quote(Suppression._meta.db_table)} "
+        f"WHERE company_id IN ({companies}) AND lifted_at IS NULL AND starts_on <= %s "
+        "AND (until IS NULL OR until >= %s) "
+        "UNION ALL "
+        "SELECT opportunity_id, NULL, %s, NULL, NULL, NULL, NULL "
+        f"FROM {quote(SuppressionOverride._meta.db_table)} "
+        f"WHERE opportunity_id IN ({deals}) AND status = %s"
+    )
+    params = [*company_ids, day, day, _EXCEPTION_ROW, *deal_ids, OverrideStatus.APPROVED.value]
+    with connections[db].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    # SQLite gives a compound statement's dates back as text.
+    as_date = Suppression._meta.get_field("until").to_python
+    return [(*row[:6], as_date(row[6])) for row in rows]
+
+
 def flags_for_deals(
     deals: Iterable[tuple[int, int, int | None, int, int]], *, on: datetime.date | None = None
 ) -> dict[int, DealFlag]:
     """
     The open deals, given as (deal id, company id, contact id, product id, product line id),
-    that an active suppression covers on `on` (default today), by deal id. Two queries
-    whatever the number of deals: the companies' active suppressions, then the approved
-    exceptions of the flagged deals (none when nothing is flagged).
+    that an active suppression covers on `on` (default today), by deal id. One query whatever
+    the number of deals: the companies' active suppressions and, under UNION ALL, the deals'
+    approved exceptions (a short index read by deal; most deals have none).
     """
     deals = list(deals)
     if not deals:
         return {}
     day = on or today()
     by_company: dict[int, list[tuple]] = {}
-    rows = (
-        Suppression.objects.filter(active_on(day), company_id__in={d[1] for d in deals})
-        .order_by()
-        .values_list(
-            "company_id", "contact_id", "scope", "product_id", "product_line_id", "reason", "until"
-        )
-    )
-    for row in rows:
-        by_company.setdefault(row[0], []).append(row[1:])
+    excepted: set[int] = set()
+    for row in _suppressions_and_exceptions(day, {d[1] for d in deals}, [d[0] for d in deals]):
+        if row[2] == _EXCEPTION_ROW:
+            excepted.add(row[0])
+        else:
+            by_company.setdefault(row[0], []).append(row[1:])
     found: dict[int, tuple[list[tuple], int]] = {}
     for deal_id, company_id, contact_id, product_id, line_id in deals:
         applying = [
@@ -411,13 +443,6 @@ def flags_for_deals(
         ]
         if applying:
             found[deal_id] = applying
-    if not found:
-        return {}
-    excepted = set(
-        SuppressionOverride.objects.filter(
-            status=OverrideStatus.APPROVED, opportunity_id__in=list(found)
-        ).values_list("opportunity_id", flat=True)
-    )
     flags = {}
     for deal_id, applying in found.items():
         # The same order as check(): do-not-contact first, then the longest-lasting.

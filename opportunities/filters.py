@@ -1,14 +1,19 @@
 """Filters and sort orders for the pipeline list."""
 
 import django_filters
-from django import forms
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
 
 from accounts import access
 from accounts.models import User
-from crm_site.widgets import FastCheckboxes, FastSelect
+from crm_site.widgets import (
+    FastCheckboxes,
+    FastDateInput,
+    FastNumberInput,
+    FastSelect,
+    FastTextInput,
+)
 from customers.models import Company
 from opportunities import selectors
 from opportunities.models import (
@@ -95,13 +100,14 @@ class OpportunityFilter(django_filters.FilterSet):
     """
     The pipeline's filter form. Pass `user`: the owner filter is only offered to managers and
     administrators, and only with the people they may see, so a forged owner id is an invalid
-    choice (a form error), never a way to read someone else's deals.
+    choice (a form error), never a way to read someone else's deals. `people`, when given, are
+    those choices as selectors.pipeline_people() read them.
     """
 
     q = django_filters.CharFilter(
         method="filter_text",
         label="Search",
-        widget=forms.TextInput(
+        widget=FastTextInput(
             attrs={"type": "search", "placeholder": "Deal or company", "autocomplete": "off"}
         ),
     )
@@ -121,27 +127,27 @@ class OpportunityFilter(django_filters.FilterSet):
         field_name="expected_close_date",
         lookup_expr="gte",
         label="Closes from",
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        widget=FastDateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     close_to = django_filters.DateFilter(
         field_name="expected_close_date",
         lookup_expr="lte",
         label="Closes by",
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        widget=FastDateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     amount_min = django_filters.NumberFilter(
         field_name="amount_reporting",
         lookup_expr="gte",
         label=f"Amount from ({settings.DEBRIEF_REPORTING_CURRENCY})",
         min_value=0,
-        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "inputmode": "decimal"}),
+        widget=FastNumberInput(attrs={"step": "any", "min": "0", "inputmode": "decimal"}),
     )
     amount_max = django_filters.NumberFilter(
         field_name="amount_reporting",
         lookup_expr="lte",
         label=f"Amount up to ({settings.DEBRIEF_REPORTING_CURRENCY})",
         min_value=0,
-        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "inputmode": "decimal"}),
+        widget=FastNumberInput(attrs={"step": "any", "min": "0", "inputmode": "decimal"}),
     )
 
     # Last, so the form draws it last (a fieldset after the other fields).
@@ -153,7 +159,7 @@ class OpportunityFilter(django_filters.FilterSet):
         widget=FastCheckboxes,
     )
 
-    def __init__(self, data=None, *args, user: User, **kwargs):
+    def __init__(self, data=None, *args, user: User, people: list | None = None, **kwargs):
         # The list is always bound so that the default status (open deals) applies.
         data = data.copy() if data is not None else {}
         if not data.get("status"):
@@ -162,6 +168,9 @@ class OpportunityFilter(django_filters.FilterSet):
         self.user = user
         if user.is_rep:
             del self.filters["owner"]
+        elif people is not None:
+            # Read by the view already (selectors.pipeline_people).
+            self.filters["owner"].extra["choices"] = people
         else:
             # Plain (id, name) pairs: a manager's select lists dozens of people.
             self.filters["owner"].extra["choices"] = lambda: [
@@ -187,7 +196,7 @@ class OpportunityFilter(django_filters.FilterSet):
         # title matches OR whose company is one of them: both sides are index scans combined
         # with a BitmapOr. An OR across the company join would test every deal in turn.
         company_ids = list(
-            Company.objects.filter(name__icontains=value).values_list("pk", flat=True)
+            Company.objects.filter(name__icontains=value).order_by().values_list("pk", flat=True)
         )
         return queryset.filter(Q(title__icontains=value) | Q(company_id__in=company_ids))
 

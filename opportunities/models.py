@@ -146,6 +146,15 @@ class Opportunity(models.Model):
             models.Index(fields=["expected_close_date", "id"], name="opp_close_idx"),
             models.Index(fields=["title", "id"], name="opp_title_idx"),
             models.Index(fields=["amount_reporting", "id"], name="opp_amount_reporting_idx"),
+            # Open deals by worth: the amount filters and sort, and their capped count, which
+            # reads owner and product from the index alone (a manager's filtered count read
+            # 13,000 deals from the table to count 1,000).
+            models.Index(
+                fields=["amount_reporting", "id"],
+                condition=Q(stage__in=OPEN_STAGES),
+                include=["owner", "product"],
+                name="opp_open_amount_idx",
+            ),
             # My plan: open deals with a next step, by due date.
             models.Index(
                 fields=["owner", "next_step_due"],

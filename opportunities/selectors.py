@@ -3,11 +3,12 @@
 import datetime
 
 from django.core.cache import cache
-from django.db.models import Count, QuerySet, Window
+from django.db.models import Count, IntegerField, QuerySet, Window
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts import access
-from accounts.models import User
+from accounts.models import Role, User
 from crm_site.urlmakers import id_url
 from customers import suppression
 from opportunities.models import OPEN_STAGES, Opportunity, Product
@@ -53,18 +54,53 @@ PIPELINE_COLUMNS = (
 )
 
 
-def pipeline_for(user: User) -> QuerySet[Opportunity]:
-    """The pipeline's deals before filtering: those the user may see (filters narrow it)."""
+def pipeline_people(user: User) -> list[tuple[int, str]] | None:
+    """
+    For a manager, the people whose deals they may see, as (id, name) by name: the owner
+    filter's choices, and (passed to pipeline_for) the pipeline's visibility, so one query
+    serves both instead of the owner choices and the manager's team ids. None for others.
+    """
+    if user.role != Role.MANAGER:
+        return None
+    return [
+        (pk, full_name or email)
+        for pk, full_name, email in access.users_visible_to(user)
+        .order_by("full_name", "email")
+        .values_list("pk", "full_name", "email")
+    ]
+
+
+def pipeline_for(
+    user: User, *, people: list[tuple[int, str]] | None = None
+) -> QuerySet[Opportunity]:
+    """
+    The pipeline's deals before filtering: those the user may see (filters narrow it). With a
+    manager's `people` (pipeline_people), the deals of those people: the same rows as
+    access.owner_q gives, read without the team ids and the join to each deal's owner.
+    """
+    if people is not None:
+        return Opportunity.objects.filter(owner_id__in=[pk for pk, _name in people])
     return opportunities_visible_to(user)
 
 
-def pipeline_rows(queryset: QuerySet[Opportunity]) -> QuerySet:
+# The key under which each pipeline row carries the capped count of the whole list.
+PIPELINE_COUNT_KEY = "pipeline_capped_count"
+
+
+def pipeline_rows(queryset: QuerySet[Opportunity], *, count_upto: int | None = None) -> QuerySet:
     """
     A filtered pipeline queryset as one dict per deal with PIPELINE_COLUMNS (every sort key is
-    among them). Count the filtered queryset itself, not this: the joins the columns need would
-    be kept in the count.
+    among them). With `count_upto`, every row also carries, under PIPELINE_COUNT_KEY, how many
+    rows the filtered queryset has, counting no further than count_upto: a scalar subquery the
+    database runs once, so a page and its count cost one round trip. The count reads the
+    filtered queryset itself, without the joins the columns need.
     """
-    return queryset.values(*PIPELINE_COLUMNS)
+    rows = queryset.values(*PIPELINE_COLUMNS)
+    if count_upto is None:
+        return rows
+    sql, params = queryset.order_by().values("pk")[:count_upto].query.sql_with_params()
+    count = RawSQL(f"SELECT COUNT(*) FROM ({sql}) capped", params, output_field=IntegerField())
+    return rows.annotate(**{PIPELINE_COUNT_KEY: count})
 
 
 def opportunity_for(user: User, opportunity_id: int) -> Opportunity:

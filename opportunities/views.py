@@ -53,11 +53,6 @@ def deal_flags(rows: list[dict]) -> dict:
     )
 
 
-def _capped_count(queryset) -> int:
-    """Rows in queryset, counting no further than PIPELINE_COUNT_CAP + 1."""
-    return queryset.order_by().values("pk")[: PIPELINE_COUNT_CAP + 1].count()
-
-
 def _filter_errors(filterset: OpportunityFilter) -> list[tuple[str, str]]:
     fields = filterset.form.fields
     return [
@@ -109,18 +104,26 @@ def _table_headers(request, sort: str, show_owner: bool) -> list[dict]:
 @require_GET
 def pipeline(request):
     user = request.user
-    filterset = OpportunityFilter(request.GET, queryset=selectors.pipeline_for(user), user=user)
+    people = selectors.pipeline_people(user)
+    filterset = OpportunityFilter(
+        request.GET,
+        queryset=selectors.pipeline_for(user, people=people),
+        user=user,
+        people=people,
+    )
     sort = parse_sort(request.GET.get("sort"))
     page, count, flags = None, 0, {}
     if filterset.is_valid():
         queryset = filterset.qs
         paginator = KeysetPaginator(
-            selectors.pipeline_rows(queryset),
+            # The capped count rides along on every row: the page and the count in one query.
+            selectors.pipeline_rows(queryset, count_upto=PIPELINE_COUNT_CAP + 1),
             ordering_for(sort),
             settings.DEBRIEF_PIPELINE_PAGE_SIZE,
         )
         page = paginator.page(after=request.GET.get("after"), before=request.GET.get("before"))
-        count = _capped_count(queryset)
+        # An empty page shows no count (only a message), so 0 there is never drawn.
+        count = page.items[0][selectors.PIPELINE_COUNT_KEY] if page.items else 0
         flags = deal_flags(page.items)
     context = {
         "filter": filterset,

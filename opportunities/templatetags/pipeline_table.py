@@ -10,12 +10,17 @@ are formatted once per distinct value. The markup is what pipeline.html held bef
 tests/opportunities/test_pipeline.py checks it, escaping included.
 """
 
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+
 from django import template
 from django.conf import settings
 from django.template.defaultfilters import date as date_filter
 from django.template.defaultfilters import floatformat, truncatechars
+from django.utils import formats as django_formats
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
 
 from crm_site.urlmakers import id_url
 from crm_site.widgets import esc
@@ -31,18 +36,50 @@ NEXT_STEP_CHARS = 60
 NEXT_STEP_TD = '<td class="next-step" data-label="Next step">'
 
 
+@lru_cache(maxsize=4096)
+def _date_in(value, fmt: str, language: str | None) -> str:
+    # The language is part of the key: month names are translated.
+    return esc(date_filter(value, fmt))
+
+
+_PLACES = {places: Decimal(1).scaleb(-places) for places in (0, 2)}
+
+
 class _Formats:
-    """Dates and stage labels formatted once per distinct value for one table."""
+    """Dates, amounts and stage labels as the page's template filters would draw them."""
 
     def __init__(self) -> None:
-        self.dates: dict[tuple, str] = {}
+        self.language = get_language()
         self.stages = {stage.value: esc(stage.label) for stage in Stage}
+        # Python's "," groups digits by three; another grouping goes through floatformat.
+        grouping = django_formats.get_format("NUMBER_GROUPING")
+        self.separators = (
+            str.maketrans(
+                {
+                    ",": django_formats.get_format("THOUSAND_SEPARATOR"),
+                    ".": django_formats.get_format("DECIMAL_SEPARATOR"),
+                }
+            )
+            if grouping == 3
+            else None
+        )
 
     def date(self, value, fmt: str) -> str:
-        key = (value, fmt)
-        if key not in self.dates:
-            self.dates[key] = esc(date_filter(value, fmt))
-        return self.dates[key]
+        return _date_in(value, fmt, self.language)
+
+    def amount(self, value, places: int) -> str:
+        """
+        floatformat(value, "<places>g"), escaped: rounded half up, digits grouped. The filter
+        took a third of the rows' time; this is the same arithmetic on the Decimal.
+        """
+        if self.separators is None or not isinstance(value, Decimal) or not value.is_finite():
+            return esc(floatformat(value, f"{places}g"))
+        try:
+            rounded = value.quantize(_PLACES[places], rounding=ROUND_HALF_UP)
+        except InvalidOperation:
+            return esc(floatformat(value, f"{places}g"))
+        shown = rounded or abs(rounded)  # floatformat never draws a minus sign on zero
+        return esc(f"{shown:,.{places}f}".translate(self.separators))
 
 
 @register.simple_tag
@@ -64,10 +101,10 @@ def pipeline_rows(deals: list[dict], show_owner: bool, flags: dict | None = None
         overdue = is_open and due is not None and due < today
         title = esc(deal["title"])
         owner = esc(deal["owner__full_name"])
-        amount = esc(floatformat(deal["amount"], "2g"))
+        amount = formats.amount(deal["amount"], 2)
         if deal["currency"] != reporting:
             # What the sort and the amount filters go by, under the amount as entered.
-            worth = esc(floatformat(deal["amount_reporting"], "0g"))
+            worth = formats.amount(deal["amount_reporting"], 0)
             amount += f'<br><span class="muted worth">≈ {reporting} {worth}</span>'
 
         tr_class = ' class="overdue"' if overdue else ""

@@ -83,7 +83,9 @@ def test_smoke_run_writes_every_measurement(tiny_demo, tmp_path, django_assert_n
             row["median_ms"] / row["floor_median_ms"], rel=0.01
         ), name
         assert isinstance(row["floor_queries"], int), name
-        assert 0 < row["floor_queries"] < row["queries"], name
+        # Never more than the page: a pipeline page with no open deals to flag makes as few
+        # queries as its floor (session, user, the rows with their count).
+        assert 0 < row["floor_queries"] <= row["queries"], name
         assert row["target_ratio"] == (1.5 if name in PIPELINE else None), name
         assert "no_floor" not in row, name
     for name in JOBS:

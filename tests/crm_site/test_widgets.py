@@ -7,7 +7,13 @@ from django import forms
 from django.forms.boundfield import BoundWidget
 from django.utils.html import escape
 
-from crm_site.widgets import FastCheckboxes, FastSelect
+from crm_site.widgets import (
+    FastCheckboxes,
+    FastDateInput,
+    FastNumberInput,
+    FastSelect,
+    FastTextInput,
+)
 
 CHOICES = [
     (None, "Unset"),
@@ -60,3 +66,40 @@ def test_fast_checkboxes_draw_djangos_boxes_as_a_run_of_labels(value):
     fast_html = FastCheckboxes(choices=STAGES).render("stage", value, attrs={"id": "id_stage"})
     assert squash(fast_html) == squash(expected)
     assert "Lost &lt;closed&gt;" in fast_html
+
+
+@pytest.mark.parametrize(
+    "django_widget, fast_widget, value",
+    [
+        (forms.TextInput, FastTextInput, None),
+        (forms.TextInput, FastTextInput, ""),
+        (forms.TextInput, FastTextInput, 'Ana <Admin> & "Ops"'),
+        (forms.NumberInput, FastNumberInput, "20000"),
+        (forms.NumberInput, FastNumberInput, None),
+        (forms.DateInput, FastDateInput, "2026-02-31"),
+        (forms.DateInput, FastDateInput, None),
+    ],
+)
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"type": "search", "placeholder": "Deal or company", "autocomplete": "off"},
+        {"step": "any", "min": "0", "inputmode": "decimal"},
+        {"type": "date"},
+        {},
+    ],
+)
+@pytest.mark.parametrize("render_attrs", [{"id": "id_q"}, {"id": "id_f", "required": True}, {}])
+def test_fast_inputs_draw_what_django_draws(django_widget, fast_widget, value, attrs, render_attrs):
+    django_html = django_widget(attrs=attrs).render("q", value, attrs=render_attrs)
+    fast_html = fast_widget(attrs=attrs).render("q", value, attrs=render_attrs)
+    assert squash(fast_html) == squash(django_html)
+
+
+def test_fast_date_input_formats_a_date_as_django_does():
+    import datetime
+
+    day = datetime.date(2026, 3, 9)
+    django_html = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d").render("d", day)
+    fast_html = FastDateInput(attrs={"type": "date"}, format="%Y-%m-%d").render("d", day)
+    assert fast_html == django_html.strip() and 'value="2026-03-09"' in fast_html

@@ -11,7 +11,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from customers import suppression
-from customers.models import Suppression, SuppressionReason, SuppressionScope
+from customers.models import (
+    Suppression,
+    SuppressionOverride,
+    SuppressionReason,
+    SuppressionScope,
+)
 from opportunities import services
 from tests.factories import CompanyFactory, ContactFactory, OpportunityFactory, ProductFactory
 
@@ -100,11 +105,44 @@ def test_pipeline_board_and_deal_page_show_the_flag(rep_client, deal):
     assert "deal-suppressed" not in clear_page
 
 
-def test_pipeline_flags_cost_two_queries_whatever_the_page(client, rep, count_queries):
+def _exception(suppression, deal, status):
+    return SuppressionOverride.objects.create(
+        suppression=suppression,
+        company=deal.company,
+        product=deal.product,
+        opportunity=deal,
+        requested_by=deal.owner,
+        justification="They asked us back.",
+        status=status,
+    )
+
+
+def test_an_approved_exception_softens_the_flag_of_its_own_deal_only(rep):
+    approved, pending, other = (OpportunityFactory(owner=rep) for _ in range(3))
+    for deal in (approved, pending, other):
+        suppress(deal.company, product=deal.product)
+    _exception(Suppression.objects.get(company=approved.company), approved, "approved")
+    _exception(Suppression.objects.get(company=pending.company), pending, "pending")
+    dnc = OpportunityFactory(owner=rep)
+    _exception(suppress(dnc.company, reason=SuppressionReason.DO_NOT_CONTACT), dnc, "approved")
+    rows = [
+        (d.pk, d.company_id, d.contact_id, d.product_id, d.product.line_id)
+        for d in (approved, pending, other, dnc)
+    ]
+    flags = suppression.flags_for_deals(rows)
+    assert flags[approved.pk].exception
+    assert flags[approved.pk].label == "Suppressed · exception approved"
+    assert not flags[pending.pk].exception and not flags[other.pk].exception
+    # No exception lets a do-not-contact through.
+    assert not flags[dnc.pk].exception and flags[dnc.pk].label == "Do not contact"
+
+
+def test_pipeline_flags_cost_one_query_whatever_the_page(client, rep, count_queries):
     client.force_login(rep)
     for _ in range(3):
         flagged = OpportunityFactory(owner=rep)
         suppress(flagged.company, product=flagged.product)
+    _exception(Suppression.objects.get(company=flagged.company), flagged, "approved")
     client.get(reverse("opportunities:pipeline"))
     few, _ = count_queries(lambda: client.get(reverse("opportunities:pipeline")))
     for _ in range(10):
@@ -112,7 +150,8 @@ def test_pipeline_flags_cost_two_queries_whatever_the_page(client, rep, count_qu
         suppress(flagged.company, product=flagged.product)
     client.get(reverse("opportunities:pipeline"))  # new products: the catalogue is read again
     many, _ = count_queries(lambda: client.get(reverse("opportunities:pipeline")))
-    assert few == many
+    # Session, user, the page with its count, the flags with their exceptions.
+    assert few == many == 4
 
 
 def test_editing_a_flagged_deal_saves_and_the_form_says_so(rep_client, rep, deal):

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import access
 from opportunities import views
 from opportunities.models import Opportunity, Stage, StageChange
 from tests.factories import (
@@ -441,11 +442,60 @@ def test_pipeline_query_count_does_not_grow_with_deals(
     with_50 = _pipeline_queries(client, count_queries, **extra)
     bulk_deals(rep, 450)
     with_500 = _pipeline_queries(client, count_queries, **extra)
-    # Session, user, page, capped count, the page's suppressions (flags); the full page draws
-    # the product and line choices from the cached catalogue; a manager adds their team ids,
-    # and on the full page owner choices and the navigation's count of requests waiting.
-    expected = {("rep", False): 5, ("rep", True): 5, ("manager", False): 8, ("manager", True): 6}
+    # Session, user, the page with its capped count, the page's suppressions and exceptions
+    # (flags); the full page draws the product and line choices from the cached catalogue; a
+    # manager adds the people they may see (visibility and owner choices in one), and on the
+    # full page the navigation's count of requests waiting.
+    expected = {("rep", False): 4, ("rep", True): 4, ("manager", False): 6, ("manager", True): 5}
     assert with_50 == with_500 == expected[persona, as_htmx]
+
+
+def test_a_managers_list_is_the_deals_access_lets_them_see(
+    manager_client, manager, rep, teammate, other_rep
+):
+    own = OpportunityFactory(owner=manager, title="Mine")
+    team = [OpportunityFactory(owner=person) for person in (rep, teammate)]
+    OpportunityFactory(owner=other_rep, title="Other team")
+    html = manager_client.get(PIPELINE)
+    expected = Opportunity.objects.filter(access.owner_q(manager)).values_list("pk", flat=True)
+    assert sorted(deal_ids(html)) == sorted(expected) == sorted([own.pk, *(d.pk for d in team)])
+    assert "3 open deals" in html.content.decode()
+
+
+def test_count_rides_on_the_page_and_counts_the_whole_filtered_list(
+    rep_client, rep, small_pages, bulk_deals
+):
+    bulk_deals(rep, 12)
+    OpportunityFactory(owner=rep, stage=Stage.WON)
+    first = rep_client.get(PIPELINE)
+    second = rep_client.get(PIPELINE + link(first, "next"))
+    for response in (first, second):
+        assert "12 open deals" in response.content.decode()
+    assert "13 deals" in rep_client.get(PIPELINE, {"status": "all"}).content.decode()
+
+
+@pytest.mark.parametrize(
+    "amount, shown",
+    [
+        ("0", "0.00"),
+        ("0.004", "0.00"),
+        ("-0.004", "0.00"),
+        ("0.005", "0.01"),
+        ("999.995", "1,000.00"),
+        ("1234567.125", "1,234,567.13"),
+        ("-1234.5", "-1,234.50"),
+        ("12", "12.00"),
+    ],
+)
+def test_amounts_are_drawn_as_floatformat_draws_them(amount, shown):
+    from django.template.defaultfilters import floatformat
+
+    from opportunities.templatetags.pipeline_table import _Formats
+
+    value = Decimal(amount)
+    assert _Formats().amount(value, 2) == floatformat(value, "2g") == shown
+    assert _Formats().amount(value, 0) == floatformat(value, "0g")
+    assert _Formats().amount(Decimal("2.5"), 0) == floatformat(Decimal("2.5"), "0g") == "3"
 
 
 # --- deal page ----------------------------------------------------------------------------------
