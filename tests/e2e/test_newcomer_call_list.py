@@ -14,7 +14,7 @@ from django.conf import settings
 from customers import suppression
 from reflections.models import Outcome
 from tests.customers.test_suppression import closed, won_data
-from tests.e2e.conftest import AXE, login, shot
+from tests.e2e.conftest import axe_violations, login, shot
 from tests.factories import CompanyFactory, ContactFactory, ProductFactory
 
 PASSWORD = settings.DEBRIEF_DEMO_PASSWORD
@@ -27,21 +27,6 @@ UPLOADED = (
     "Cleo Clear,cleo@clear.example,+44 20 7946 0999,\r\n"  # row 4: nothing against her
     "Mo, the misaligned,mo@elsewhere.example,+44 20 7946 0555,\r\n"  # row 5: five values
 )
-
-
-def axe_violations(page) -> list[dict]:
-    """
-    conftest's axe_violations() without its inline <script>, which the Content-Security-Policy
-    blocks: axe is evaluated through the browser's debugging protocol, so that these pages are
-    checked under the policy they ship with.
-    """
-    page.evaluate(AXE.read_text(encoding="utf-8"))
-    result = page.evaluate("async () => await axe.run(document)")
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from django.utils import timezone
 from customers import suppression
 from customers.models import Suppression, SuppressionReason
 from opportunities.models import Opportunity, Stage
-from tests.e2e.conftest import AXE, SCREENSHOTS, login, opened_page, shot
+from tests.e2e.conftest import SCREENSHOTS, axe_violations, login, opened_page, shot
 from tests.factories import (
     CompanyFactory,
     ContactFactory,
@@ -29,34 +29,10 @@ from tests.factories import (
 
 PASSWORD = settings.DEBRIEF_DEMO_PASSWORD
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-AXE_URL = "/__axe.min.js"
 
 
 def days(n: int) -> datetime.date:
     return timezone.localdate() + datetime.timedelta(days=n)
-
-
-def no_axe_violations(page) -> list[dict]:
-    """
-    axe-core's serious and critical violations on the page as it stands, with the
-    Content-Security-Policy still enforced: axe is loaded as a script from this site (a route
-    the browser answers itself), which the policy allows, instead of an inline one.
-    """
-    if not getattr(page, "_axe_routed", False):
-        body = Path(AXE).read_bytes()
-        page.route(
-            f"**{AXE_URL}",
-            lambda route: route.fulfill(body=body, content_type="application/javascript"),
-        )
-        page._axe_routed = True
-    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
-        page.add_script_tag(url=AXE_URL)
-    result = page.evaluate("async () => await axe.run(document)")
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def pick_company(page, company) -> None:
@@ -119,7 +95,7 @@ def test_a_do_not_contact_contact_is_refused_on_the_deal_form_and_the_call_list(
     # The company page shows the badge ...
     page.goto(f"/companies/{company.pk}/")
     assert "Do not contact" in page.locator("#contacts tr", has_text="Pat Quiet").inner_text()
-    assert no_axe_violations(page) == []
+    assert axe_violations(page) == []
 
     # ... and the deal form says the same, live, with the reason, as soon as she is picked.
     page.goto("/opportunities/new/")
@@ -140,7 +116,7 @@ def test_a_do_not_contact_contact_is_refused_on_the_deal_form_and_the_call_list(
     assert "Ask a manager for an exception" not in text
     assert "a manager can lift it" in text
     assert not Opportunity.objects.exists()
-    assert no_axe_violations(page) == []
+    assert axe_violations(page) == []
     shot(page, "newcomer-dnc-refused")
 
     # A colleague at the same company can still be pitched.
@@ -152,7 +128,7 @@ def test_a_do_not_contact_contact_is_refused_on_the_deal_form_and_the_call_list(
 
     # The call-list check says "yes, do-not-contact" for her, by e-mail and by phone.
     page.goto("/suppressions/check/")
-    assert no_axe_violations(page) == []
+    assert axe_violations(page) == []
     upload = (
         "name,email,phone\n"
         "Pat,pat@harbourmills.example,\n"
@@ -217,13 +193,13 @@ def test_an_open_deal_under_a_later_bought_suppression_is_flagged_and_stays_work
     assert row.locator(".suppressed-flag").inner_text() == label
     other = page.locator(".pipeline-table tbody tr", has_text=clear.title)
     assert other.locator(".suppressed-flag").count() == 0
-    assert no_axe_violations(page) == []
+    assert axe_violations(page) == []
 
     # So does the board card.
     page.goto("/opportunities/board/")
     assert page.locator(f"#card-{deal.pk} .suppressed-flag").inner_text() == label
     assert page.locator(f"#card-{clear.pk} .suppressed-flag").count() == 0
-    assert no_axe_violations(page) == []
+    assert axe_violations(page) == []
 
     # The deal page says why, and that the deal stays workable.
     page.goto(f"/opportunities/{deal.pk}/")
@@ -232,7 +208,7 @@ def test_an_open_deal_under_a_later_bought_suppression_is_flagged_and_stays_work
     assert "This customer is suppressed for this product" in text
     assert "Brightwater Foods bought in “Readers for head office”" in text
     assert "you can keep working it" in text
-    assert no_axe_violations(page) == []
+    assert axe_violations(page) == []
     shot(page, "newcomer-flagged-deal")
 
     # Its edit form agrees: flagged, no refusal, and saving works.
@@ -241,7 +217,7 @@ def test_an_open_deal_under_a_later_bought_suppression_is_flagged_and_stays_work
     status = page.wait_for_selector("#pitch-status .allowed")
     assert "Suppressed since this deal was opened" in status.inner_text()
     assert page.locator("#pitch-status .blocked, .opportunity-blocked").count() == 0
-    assert no_axe_violations(page) == []
+    assert axe_violations(page) == []
     page.fill("#id_next_step", "Confirm delivery dates for Leeds")
     page.click("button:has-text('Save changes')")
     page.wait_for_url(f"**/opportunities/{deal.pk}/")
@@ -250,7 +226,7 @@ def test_an_open_deal_under_a_later_bought_suppression_is_flagged_and_stays_work
     assert deal.next_step == "Confirm delivery dates for Leeds"
     # Still flagged after the save, and the page with its message is axe-clean.
     assert page.locator("section.deal-suppressed").count() == 1
-    assert no_axe_violations(page) == []
+    assert axe_violations(page) == []
 
     # A new pitch of the same line to this customer is refused.
     page.goto(f"/opportunities/new/?company={company.pk}")
@@ -303,7 +279,7 @@ def refused_naming_every_suppression(page, rep, teammate, payments):
     )
     assert any(name.startswith("Dana Buyer") for name in offered)
     assert any(name.startswith("Lee Other") for name in offered)
-    assert no_axe_violations(page) == []
+    assert axe_violations(page) == []
 
     fill_the_rest(page, dana, terminal, "Terminals for the new shop")
     status = page.wait_for_selector("#pitch-status .blocked")
@@ -324,7 +300,7 @@ def refused_naming_every_suppression(page, rep, teammate, payments):
     )
     assert in_viewport(page, ".opportunity-blocked")
     assert not Opportunity.objects.filter(title="Terminals for the new shop").exists()
-    assert no_axe_violations(page) == []
+    assert axe_violations(page) == []
     shot(page, "newcomer-refusal-names-all")
     # And what the rep sees: the window as it stands after Create.
     page.screenshot(path=str(SCREENSHOTS / "newcomer-refusal-in-view.png"))
