@@ -27,6 +27,8 @@ DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/debrief_bench"
 RESULTS = BENCH_DIR / "results.json"
 # Git-ignored: when and how the large set was seeded into the benchmark database.
 SEED_RECORD = BENCH_DIR / "large-seed.done"
+XL_URL = "postgres://postgres@127.0.0.1:5432/debrief_bench_xl"
+XL_SEED_RECORD = BENCH_DIR / "xl-seed.done"
 
 
 def bench_environment(url: str) -> None:
@@ -153,16 +155,18 @@ def execute(
     return rows
 
 
-def _seed_record(url: str, seeded: dict) -> dict | None:
+def _seed_record(url: str, seeded: dict, scale: str = "large") -> dict | None:
     """This run's seeding, or the recorded one for the same database."""
     from bench.suite import now_iso
 
+    path = XL_SEED_RECORD if scale == "xl" else SEED_RECORD
+
     if seeded.get("seeded"):
         record = {**seeded, "database": url, "measured_at": now_iso()}
-        SEED_RECORD.write_text(json.dumps(record, indent=2) + "\n")
+        path.write_text(json.dumps(record, indent=2) + "\n")
         return record
     try:
-        record = json.loads(SEED_RECORD.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return record if record.get("database") == url else None
@@ -170,7 +174,7 @@ def _seed_record(url: str, seeded: dict) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[1])
-    parser.add_argument("--scale", choices=["large", "tiny"], default="large")
+    parser.add_argument("--scale", choices=["large", "xl", "tiny"], default="large")
     parser.add_argument("--iterations", type=int, help="timed runs per page (default 30; tiny: 2)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--reseed", action="store_true", help="drop the database and seed again")
@@ -180,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_URL
+    if args.scale == "xl" and url == DEFAULT_URL:
+        url = XL_URL  # never the large set's database: the XL set has its own
     if not url.startswith(("postgres://", "postgresql://")):
         parser.error("BENCH_DATABASE_URL must be a PostgreSQL URL.")
     bench_environment(url)
@@ -201,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Debrief benchmark on {machine()}")
     print(f"Database: {url}")
-    if args.scale == "large":
-        record = _seed_record(url, seed.prepare_large())
+    if args.scale in ("large", "xl"):
+        record = _seed_record(url, seed.prepare_large(scale=args.scale), scale=args.scale)
         seed.refresh_statistics()
         plan = Plan()
         if args.iterations:

@@ -20,6 +20,17 @@ from psycopg import sql
 LARGE_MIN_DEALS = 90_000
 # The small scale's four teams (the demo managers manage them by name), with fewer of the rest.
 TINY = {"reps_per_team": 2, "companies": 80, "deals": 400}
+# The extra-large scale (#16, shared with #14 "Suppression at bank scale"): ten times the large
+# set's deals and ten contacts a company; the same rules then give ≈600,000 reflections,
+# ≈3.6M answers and ≈230,000 active suppressions (3% do-not-contact, the rest derived).
+# `fraction` shrinks every count alike (a rehearsal, the test).
+XL = {
+    "reps_per_team": 25,
+    "companies": 100_000,
+    "deals": 1_000_000,
+    "contacts_per_company": ([8, 10, 12], [25, 50, 25]),
+}
+XL_MIN_DEALS = 900_000
 
 
 def ensure_database(url: str) -> bool:
@@ -87,6 +98,36 @@ def tiny_scale() -> Iterator[str]:
             table.pop("tiny", None)
 
 
+@contextmanager
+def xl_scale(fraction: float = 1.0) -> Iterator[str]:
+    """
+    Teach the demo steps an "xl" scale for as long as the block runs, and write their batches
+    with COPY (bench.copyload) instead of INSERT. `fraction` scales the counts (tests, rehearsals).
+    """
+    from accounts import demo as accounts_demo
+    from bench.copyload import copy_bulk_create
+    from customers import demo as customers_demo
+    from opportunities import demo as opportunities_demo
+
+    tables = [
+        (accounts_demo.TEAMS, accounts_demo.TEAMS["large"]),
+        (accounts_demo.REPS_PER_TEAM, max(2, round(XL["reps_per_team"] * fraction))),
+        (customers_demo.COMPANIES, max(1, round(XL["companies"] * fraction))),
+        (opportunities_demo.DEALS, max(1, round(XL["deals"] * fraction))),
+    ]
+    saved = customers_demo.CONTACTS_PER_COMPANY
+    for table, value in tables:
+        table["xl"] = value
+    customers_demo.CONTACTS_PER_COMPANY = XL["contacts_per_company"]
+    try:
+        with copy_bulk_create():
+            yield "xl"
+    finally:
+        for table, _ in tables:
+            table.pop("xl", None)
+        customers_demo.CONTACTS_PER_COMPANY = saved
+
+
 def run_demo_steps(scale: str, *, seed: int = 2026, skip=(), log=print) -> float:
     """seed_demo's steps (settings.DEBRIEF_DEMO_STEPS) in-process; returns the seconds taken."""
     from accounts.demo import DemoContext
@@ -111,7 +152,7 @@ def seed_tiny(log=print) -> float:
         return run_demo_steps(scale, skip={"insights.demo.seed"}, log=log)
 
 
-def prepare_large(*, log=print) -> dict:
+def prepare_large(*, log=print, scale: str = "large") -> dict:
     """
     Migrate and seed the large set unless it is there. Seeding runs `seed_demo --scale large`
     in a child process under /usr/bin/time when available, so its time and peak RSS are
@@ -125,16 +166,16 @@ def prepare_large(*, log=print) -> dict:
 
     call_command("migrate", interactive=False, verbosity=0)
     deals = seeded_deals()
-    if deals >= LARGE_MIN_DEALS:
-        log(f"Large demo set present ({deals:,} deals); not seeding.")
+    if deals >= (XL_MIN_DEALS if scale == "xl" else LARGE_MIN_DEALS):
+        log(f"The {scale} demo set is present ({deals:,} deals); not seeding.")
         return {"seeded": False, "deals": deals}
     if deals:
         raise SystemExit(
-            f"The benchmark database has {deals:,} deals, fewer than the large set. "
+            f"The benchmark database has {deals:,} deals, fewer than the {scale} set. "
             "Run `make bench BENCH_ARGS=--reseed` to drop and seed it again."
         )
-    log("Seeding the large demo set (seed_demo --scale large) ...")
-    command = [sys.executable, "manage.py", "seed_demo", "--scale", "large", "--force"]
+    log(f"Seeding the {scale} demo set (seed_demo --scale {scale}) ...")
+    command = [sys.executable, "manage.py", "seed_demo", "--scale", scale, "--force"]
     timer = shutil.which("time", path="/usr/bin")
     if timer:
         command = [timer, "-v", *command]
@@ -145,14 +186,14 @@ def prepare_large(*, log=print) -> dict:
         env=os.environ.copy(),
         capture_output=True,
         text=True,
-        timeout=30 * 60,
+        timeout=(60 if scale == "xl" else 30) * 60,
         check=False,
     )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         log(done.stdout[-4000:])
         log(done.stderr[-4000:])
-        raise SystemExit("seed_demo --scale large failed; output above.")
+        raise SystemExit(f"seed_demo --scale {scale} failed; output above.")
     for line in done.stdout.splitlines():
         log(f"  {line}")
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)

@@ -19,6 +19,8 @@ from customers.normalize import normalize_domain, normalize_email, normalize_pho
 
 COMPANIES = {"small": 500, "large": 20_000}
 BATCH_SIZE = 2000
+# Contacts per company (choices, weights); the extra-large scale (bench.seed.xl_scale) has ten.
+CONTACTS_PER_COMPANY = ([1, 2, 3], [35, 40, 25])
 
 NAME_STEMS = [
     "Aldgate", "Alder", "Amberley", "Ashby", "Aspen", "Avalon", "Barrow", "Beacon", "Birch",
@@ -177,7 +179,7 @@ def _phone(rng: Random) -> str:
 def _contacts_for(rng: Random, company: Company) -> list[Contact]:
     contacts = []
     used: set[str] = set()
-    for _ in range(rng.choices([1, 2, 3], weights=[35, 40, 25])[0]):
+    for _ in range(rng.choices(CONTACTS_PER_COMPANY[0], weights=CONTACTS_PER_COMPANY[1])[0]):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         local_first, local_last = _slug(_ascii(first)), _slug(_ascii(last))
         local = rng.choice(

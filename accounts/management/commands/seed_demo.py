@@ -1,4 +1,5 @@
 import time
+from contextlib import nullcontext
 from random import Random
 
 from django.conf import settings
@@ -17,7 +18,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--scale", choices=["small", "large"], default="small")
+        parser.add_argument(
+            "--scale",
+            choices=["small", "large", "xl"],
+            default="small",
+            help="xl: ten times large, written with COPY (PostgreSQL; for make bench)",
+        )
+        parser.add_argument(
+            "--fraction",
+            type=float,
+            default=1.0,
+            help="with --scale xl: seed this share of it (e.g. 0.1 to rehearse)",
+        )
         parser.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
         parser.add_argument(
             "--if-empty",
@@ -28,7 +40,7 @@ class Command(BaseCommand):
             "--force", action="store_true", help="run even with DEBUG off (never in production)"
         )
 
-    def handle(self, *args, scale, seed, if_empty, force, **options):
+    def handle(self, *args, scale, seed, if_empty, force, fraction, **options):
         if not settings.DEBUG and not force:
             raise CommandError(
                 "seed_demo creates well-known demo logins and refuses to run with DEBUG off. "
@@ -39,14 +51,21 @@ class Command(BaseCommand):
             if User.objects.filter(email=PERSONAS[0][0]).exists():
                 self.print_logins()
             return
-        ctx = DemoContext(rng=Random(seed), scale=scale, stdout=self.stdout)
-        for path in settings.DEBRIEF_DEMO_STEPS:
-            self.stdout.write(f"Seeding {path.rsplit('.', 2)[0]} ...")
-            started = time.perf_counter()
-            with transaction.atomic():
-                import_string(path)(ctx)
-            _analyze()
-            self.stdout.write(f"  ({time.perf_counter() - started:.1f} s)")
+        if scale == "xl":
+            from bench.seed import xl_scale  # the extra-large scale belongs to the benchmark
+
+            scaling = xl_scale(fraction)
+        else:
+            scaling = nullcontext(scale)
+        with scaling as scale:
+            ctx = DemoContext(rng=Random(seed), scale=scale, stdout=self.stdout)
+            for path in settings.DEBRIEF_DEMO_STEPS:
+                self.stdout.write(f"Seeding {path.rsplit('.', 2)[0]} ...")
+                started = time.perf_counter()
+                with transaction.atomic():
+                    import_string(path)(ctx)
+                _analyze()
+                self.stdout.write(f"  ({time.perf_counter() - started:.1f} s)")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.print_logins()
 
