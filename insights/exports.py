@@ -56,6 +56,7 @@ def export_rows(report: selectors.Report, table_name: str):
             f"Amount won ({settings.DEBRIEF_REPORTING_CURRENCY})",
             f"Amount lost ({settings.DEBRIEF_REPORTING_CURRENCY})",
             "Average cycle days",
+            "Imported from another CRM",
         ]
         f = report.summary
         if f is None or report.hidden:
@@ -80,6 +81,7 @@ def export_rows(report: selectors.Report, table_name: str):
             f.amount_won,
             f.amount_lost,
             _days(f.avg_cycle_days),
+            f.imported,
         ]
         return
     table = report.table(table_name) if not report.hidden else None

@@ -40,7 +40,7 @@ from insights import headlines
 from insights.models import Dimension, InsightFact, PeriodKind, ScopeKind, Source
 from insights.periods import Period
 from opportunities.currency import currency_rates
-from reflections.models import Answer, Outcome, QuestionKind, Reflection
+from reflections.models import Answer, Origin, Outcome, QuestionKind, Reflection
 from surveys.models import SurveyAnswer, SurveyQuestionKind, SurveyStatus
 
 SCOPE_FIELDS = {
@@ -79,6 +79,7 @@ VALUE_FIELDS = [
     "amount_won",
     "amount_lost",
     "avg_cycle_days",
+    "imported",
     "prev_deals",
     "prev_base",
     "prev_rate",
@@ -145,6 +146,7 @@ def _mean_cycle(total_days: int, count: int) -> datetime.timedelta:
 _ALL, _CUSTOMER, _REP = Source.ALL.value, Source.CUSTOMER.value, Source.REP.value
 _BUYER = Source.BUYER.value
 _WON, _NO_DECISION = Outcome.WON.value, Outcome.NO_DECISION.value
+_IMPORTED = Origin.IMPORTED.value
 _MONTH = PeriodKind.MONTH.value
 _ORG, _TEAM, _LINE, _SEGMENT = (
     ScopeKind.ORG.value,
@@ -249,7 +251,8 @@ class _Tally:
         months: dict[datetime.date, datetime.date] = {}
         group_ids: dict[tuple, int] = {}
         groups: list[tuple] = []  # (month, team, line, segment, outcome) by group id
-        totals: list[list] = []  # [deals, amount, cycle days, cycles] by group id
+        # [deals, amount, cycle days, cycles, imported deals] by group id
+        totals: list[list] = []
         group_of: dict[int, int] = {}  # reflection id -> group id
         competitors: dict[tuple, list] = {}  # (group id, competitor) -> [deals, amount]
         competitor_names: dict[int, str] = {}
@@ -267,6 +270,7 @@ class _Tally:
             amount,
             currency,
             cycle,
+            origin,
         ) in reflections:
             month = months.get(closed)
             if month is None:
@@ -276,7 +280,7 @@ class _Tally:
             if gid is None:
                 gid = group_ids[group] = len(groups)
                 groups.append(group)
-                totals.append([0, None, 0, 0])
+                totals.append([0, None, 0, 0, 0])
                 if team is not None:
                     self.scope_labels[(_TEAM, str(team))] = team_name
                 if line is not None:
@@ -293,6 +297,8 @@ class _Tally:
             if cycle is not None:
                 total[2] += cycle.days
                 total[3] += 1
+            if origin == _IMPORTED:
+                total[4] += 1
             if competitor is not None:
                 against = competitors.get((gid, competitor))
                 if against is None:
@@ -340,17 +346,18 @@ class _Tally:
                 by_ident[ident] = by_ident.get(ident, 0) + 1
 
         segment_labels = dict(Segment.choices)
-        for gid, (deals, amount, cycle_days, cycles) in enumerate(totals):
+        for gid, (deals, amount, cycle_days, cycles, imported) in enumerate(totals):
             group = groups[gid]
             segment, outcome = group[3], group[4]
             for slot in self.slots(group):
                 row = self.summary.get(slot)
                 if row is None:
                     row = self.summary[slot] = _new_cell("", None)
-                    row.update(cycle_days=0, cycles=0)
+                    row.update(cycle_days=0, cycles=0, imported=0)
                 _count(row, outcome, deals, amount)
                 row["cycle_days"] += cycle_days
                 row["cycles"] += cycles
+                row["imported"] += imported
                 if slot[2] != _SEGMENT:
                     by_key = self.cells_of(slot, _SEGMENT_DIMENSION, _ALL)
                     cell = by_key.get(segment)
@@ -412,7 +419,9 @@ def _where(
     scope_key: str | None,
     owner: User | None,
 ) -> Q:
-    q = Q(**{f"{prefix}current": True})
+    # Imported history can be left out of reports, one import at a time (answered
+    # reflections are always in_reports).
+    q = Q(**{f"{prefix}current": True, f"{prefix}in_reports": True})
     if windows is not None:
         ranges = Q()
         for first, end in windows:
@@ -427,26 +436,33 @@ def _where(
     return q
 
 
+_REFLECTION_COLUMNS = (
+    "id",
+    "closed_date",
+    "outcome",
+    "opportunity__owner__team_id",
+    "opportunity__owner__team__name",
+    "opportunity__product__line_id",
+    "opportunity__product__line__name",
+    "opportunity__company__segment",
+    "opportunity__primary_competitor_id",
+    "opportunity__primary_competitor__name",
+    "opportunity__amount",
+    "opportunity__currency",
+    "cycle",
+    "origin",
+)
+
+
 def _reflection_rows(where: Q):
-    """One row per reflection: its period, outcome, every scope key and what is summed."""
+    """
+    One row per reflection: its period, outcome, every scope key, what is summed, and its
+    origin (imported deals are counted in the summary, so that the page can say so).
+    """
     return (
         Reflection.objects.filter(where)
         .annotate(cycle=_cycle(""))
-        .values_list(
-            "id",
-            "closed_date",
-            "outcome",
-            "opportunity__owner__team_id",
-            "opportunity__owner__team__name",
-            "opportunity__product__line_id",
-            "opportunity__product__line__name",
-            "opportunity__company__segment",
-            "opportunity__primary_competitor_id",
-            "opportunity__primary_competitor__name",
-            "opportunity__amount",
-            "opportunity__currency",
-            "cycle",
-        )
+        .values_list(*_REFLECTION_COLUMNS)
         .order_by()
     )
 
@@ -652,7 +668,8 @@ def facts_from_rows(
     """
     The facts of `periods` (each against the period before it) from rows shaped as
     `_reflection_rows` and `_answer_rows` give them: the rollup's own computation without a
-    database, for simulations of the method with known truth.
+    database, for simulations of the method with known truth. A reflection row without the
+    last column (its origin) counts as answered in Debrief.
     """
     k = settings.DEBRIEF_INSIGHT_MIN_SLICE if min_slice is None else min_slice
     targets = {str(kind): sorted(set(ps)) for kind, ps in periods.items() if ps}
@@ -661,7 +678,9 @@ def facts_from_rows(
         for kind, ps in targets.items()
     }
     tally = _Tally(wanted=wanted, scope_kinds=list(scope_kinds or SCOPE_FIELDS), scope_key=None)
-    tally.add(reflections, answers)
+    width = len(_REFLECTION_COLUMNS)
+    rows = (row if len(row) == width else (*row, Origin.ANSWERED.value) for row in reflections)
+    tally.add(rows, answers)
     today = today or timezone.localdate()
     return {kind: _facts(tally, kind, ps, k, today) for kind, ps in targets.items()}
 
@@ -807,6 +826,7 @@ def _summary_fact(kind, period, scope_kind, scope, row, prev_row, scope_label) -
         amount_won=_cents(row["amount_won"] or 0),
         amount_lost=_cents(row["amount_lost"] or 0),
         avg_cycle_days=_days(row["cycle"]),
+        imported=row.get("imported", 0),
     )
     fact.x, fact.prev_x = row["won"], prev_row["won"] if prev_row else None
     if prev_row:

@@ -139,6 +139,7 @@ def _pairs(
         Reflection.objects.filter(
             where,
             current=True,
+            in_reports=True,
             closed_date__gte=start,
             closed_date__lt=end,
             survey_request__status=SurveyStatus.ANSWERED,

@@ -90,6 +90,10 @@ class InsightFact(models.Model):
     amount_won = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
     amount_lost = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
     avg_cycle_days = models.FloatField(null=True, blank=True)
+    imported = models.PositiveIntegerField(
+        default=0,
+        help_text="Summary rows: how many of `deals` were imported from another CRM.",
+    )
 
     prev_deals = models.PositiveIntegerField(null=True, blank=True)
     prev_base = models.PositiveIntegerField(null=True, blank=True)

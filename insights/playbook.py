@@ -68,6 +68,7 @@ def entries(windows: list[Window_] | None = None) -> list[PlaybookEntry]:
             _in_windows("reflection__", windows),
             objection__isnull=False,
             reflection__current=True,
+            reflection__in_reports=True,
         )
         .values("reflection__opportunity__product_id", "reflection__closed_date", "objection_id")
         .annotate(
@@ -135,6 +136,7 @@ def _quote_rows(where: Q) -> list[dict]:
             question__kind=QuestionKind.SHORT_TEXT,
             reflection__outcome=Outcome.WON,
             reflection__current=True,
+            reflection__in_reports=True,
             reflection__answers__objection_id__isnull=False,
         )
         .exclude(text="")
@@ -287,7 +289,9 @@ def playbook_for(company_id: int, *, today: datetime.date | None = None) -> dict
         # Whether the company has open deals, and if so whether the playbook was never worked
         # out (before the first rollup that stores it): then the page says so, not "none heard".
         never_stored = Exists(
-            Answer.objects.filter(objection__isnull=False, reflection__current=True)
+            Answer.objects.filter(
+                objection__isnull=False, reflection__current=True, reflection__in_reports=True
+            )
         ) & ~Exists(PlaybookEntry.objects.all())
         found = list(
             Opportunity.objects.filter(company_id=company_id, stage__in=OPEN_STAGES)

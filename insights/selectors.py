@@ -38,7 +38,15 @@ from insights.models import (
 )
 from insights.periods import Period
 from opportunities.models import ProductLine
-from reflections.models import Answer, CallDebrief, Outcome, QuestionKind, Reason, Reflection
+from reflections.models import (
+    Answer,
+    CallDebrief,
+    Origin,
+    Outcome,
+    QuestionKind,
+    Reason,
+    Reflection,
+)
 from reflections.selectors import objections_heard, won_answers
 
 MINE = "mine"
@@ -378,7 +386,7 @@ def _quotes(user: User, report: Report) -> list[dict]:
     """
     The latest three free-text answers for each of the top reasons we won and lost, from
     reflections in this slice; one query. No names: a quote is what was learned, not who said
-    it.
+    it. Never from imported history: no rep wrote those (and they carry no free text).
     """
     wanted = []
     for dimension in (Dimension.PRIMARY_REASON_LOST, Dimension.PRIMARY_REASON_WON):
@@ -390,6 +398,7 @@ def _quotes(user: User, report: Report) -> list[dict]:
     answers = Answer.objects.filter(
         question__kind=QuestionKind.SHORT_TEXT,
         reflection__current=True,
+        reflection__origin=Origin.ANSWERED,
         reflection__closed_date__gte=report.period.start,
         reflection__closed_date__lt=report.period.end,
     ).exclude(text="")
@@ -569,7 +578,7 @@ class Mirror(headlines.Rules):
 def my_periods(user: User, kind: str, today: datetime.date) -> list[Period]:
     """Periods in which the user closed deals, newest first, always with the current one."""
     days = (
-        Reflection.objects.filter(current=True, opportunity__owner=user)
+        Reflection.objects.filter(current=True, in_reports=True, opportunity__owner=user)
         .values_list("closed_date", flat=True)
         .distinct()
         .order_by()
@@ -677,6 +686,7 @@ def my_lessons(user: User, *, search: str = "", line: int | None = None, outcome
         question__kind=QuestionKind.SHORT_TEXT,
         reflection__author=user,
         reflection__current=True,
+        reflection__origin=Origin.ANSWERED,
     ).exclude(text="")
     debriefs = CallDebrief.objects.filter(author=user)
     if search:
@@ -733,7 +743,12 @@ def my_objections(user: User, today: datetime.date | None = None) -> list[dict]:
     reflections), each with what won deals across the organisation said about handling it
     (the objection playbook's answers). Two queries.
     """
-    heard = objections_heard(today=today, limit=MY_OBJECTIONS, reflection__author=user)
+    heard = objections_heard(
+        today=today,
+        limit=MY_OBJECTIONS,
+        reflection__author=user,
+        reflection__origin=Origin.ANSWERED,
+    )
     answers = won_answers([row["objection_id"] for row in heard])
     return [
         {

@@ -208,8 +208,17 @@ class RevisionInline(admin.TabularInline):
 
 @admin.register(Reflection)
 class ReflectionAdmin(admin.ModelAdmin):
-    list_display = ("opportunity", "outcome", "author", "closed_date", "current", "edited_at")
-    list_filter = ("outcome", "current", "prompt_set")
+    list_display = (
+        "opportunity",
+        "outcome",
+        "author",
+        "closed_date",
+        "current",
+        "origin",
+        "in_reports",
+        "edited_at",
+    )
+    list_filter = ("outcome", "current", "origin", "in_reports", "prompt_set")
     search_fields = ("opportunity__title", "opportunity__company__name", "author__full_name")
     list_select_related = ("opportunity", "author")
     date_hierarchy = "closed_date"
@@ -220,6 +229,8 @@ class ReflectionAdmin(admin.ModelAdmin):
         "prompt_set",
         "closed_date",
         "current",
+        "origin",
+        "in_reports",
         "submitted_at",
         "edited_at",
     )

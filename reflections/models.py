@@ -167,10 +167,19 @@ class ReasonSource(models.TextChoices):
     REP = "rep", "My own read"
 
 
+class Origin(models.TextChoices):
+    ANSWERED = "answered", "Answered in Debrief"
+    IMPORTED = "imported", "Imported from another CRM"
+
+
 class Reflection(models.Model):
     """
     One reflection per closing of a deal. A deal that is reopened keeps its reflection in
     history (`current` turns false); closing it again writes a new one.
+
+    An imported reflection (`origin` "imported") was brought in from another CRM's export by
+    an admin (its `author`): no rep answered it, and pages say so. `in_reports` lets an admin
+    leave an import out of the insights; answered reflections are always counted.
     """
 
     opportunity = models.ForeignKey(
@@ -186,6 +195,12 @@ class Reflection(models.Model):
     current = models.BooleanField(default=True)
     submitted_at = models.DateTimeField(default=timezone.now)
     edited_at = models.DateTimeField(null=True, blank=True)
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.ANSWERED)
+    in_reports = models.BooleanField(
+        "counted in reports",
+        default=True,
+        help_text="Imported history can be left out of the insights, one import at a time.",
+    )
 
     class Meta:
         ordering = ["-submitted_at"]

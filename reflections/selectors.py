@@ -147,6 +147,7 @@ def won_answers(objection_ids: list[int], product_ids: list[int] | None = None) 
         question__kind=QuestionKind.SHORT_TEXT,
         reflection__outcome=Outcome.WON,
         reflection__current=True,
+        reflection__in_reports=True,
         reflection__answers__objection_id__in=objection_ids,
     )
     if product_ids is not None:
@@ -193,6 +194,7 @@ def objections_heard(*, today=None, limit: int, **where) -> list[dict]:
         Answer.objects.filter(
             objection__isnull=False,
             reflection__current=True,
+            reflection__in_reports=True,
             reflection__closed_date__gte=since,
             **where,
         )

@@ -21,6 +21,7 @@ from reflections.models import (
     MULTI_KINDS,
     Answer,
     Objection,
+    Origin,
     Outcome,
     PromptSet,
     Question,
@@ -265,9 +266,18 @@ def reflection_editable_until(reflection: Reflection) -> datetime.datetime:
     return reflection.submitted_at + datetime.timedelta(days=settings.DEBRIEF_REFLECTION_EDIT_DAYS)
 
 
+IMPORTED_NOT_AMENDABLE = (
+    "This reflection was imported from another CRM: nobody answered it in Debrief, so it "
+    "cannot be amended. If its reason is wrong, the deal's owner can reopen the deal and "
+    "close it again with a reflection of their own."
+)
+
+
 def can_amend(user: User, reflection: Reflection) -> bool:
+    """The author, within the edit window, of a current reflection answered in Debrief."""
     return (
         reflection.author_id == user.pk
+        and reflection.origin == Origin.ANSWERED
         and reflection.current
         and timezone.now() <= reflection_editable_until(reflection)
     )
@@ -286,6 +296,8 @@ def reflection_amend(
     )
     if locked.author_id != actor.pk:
         raise PermissionDenied("Only the author can amend a reflection.")
+    if locked.origin == Origin.IMPORTED:
+        raise ValidationError(IMPORTED_NOT_AMENDABLE)
     if not locked.current:
         raise ValidationError("This deal was reopened; its old reflection is history now.")
     if timezone.now() > reflection_editable_until(locked):

@@ -11,3 +11,7 @@ from django.dispatch import Signal
 reflection_submitted = Signal()
 # Sent with opportunity=<Opportunity>, reflection=<Reflection> when a closed deal is reopened.
 opportunity_reopened = Signal()
+# Sent with dates=<set of closing dates> after closed deals and their reflections were imported
+# from another CRM (or an import was left out of reports or counted again). Not sent per deal:
+# one import of 100,000 rows sends it once per committed batch.
+reflections_imported = Signal()

@@ -16,7 +16,7 @@ from customers.models import Company
 from opportunities import selectors as opportunity_selectors
 from reflections import brief, selectors, services
 from reflections.forms import CallDebriefForm, ReflectionForm
-from reflections.models import Outcome
+from reflections.models import Origin, Outcome
 
 
 def _redirect(request, url: str):
@@ -134,6 +134,9 @@ def reflection_amend(request, reflection_id: int):
     if reflection.author_id != request.user.pk:
         raise Http404("Only the author amends a reflection")
     detail_url = reverse("reflections:detail", args=[reflection.pk])
+    if reflection.origin == Origin.IMPORTED:
+        messages.error(request, services.IMPORTED_NOT_AMENDABLE)
+        return redirect(detail_url)
     if not services.can_amend(request.user, reflection):
         messages.error(request, "This reflection can no longer be amended.")
         return redirect(detail_url)

@@ -25,7 +25,7 @@ from accounts.models import User
 from customers.models import Contact, Suppression, SuppressionReason
 from customers.suppression import active_on
 from opportunities.models import Competitor, Opportunity
-from reflections.models import Reason, Reflection
+from reflections.models import Origin, Reason, Reflection
 from surveys import signals, tokens
 from surveys.models import (
     ASKED,
@@ -102,6 +102,11 @@ def refusal(opportunity: Opportunity, reflection: Reflection | None = None) -> s
     reflection = reflection or current_reflection(opportunity)
     if reflection is None:
         return "This deal has no reflection to ask the buyer about."
+    if reflection.origin == Origin.IMPORTED:
+        return (
+            "This close was imported from another CRM, so Debrief does not ask its buyer: "
+            "they may not remember a decision made before Debrief knew of it."
+        )
     asked = SurveyRequest.objects.filter(reflection=reflection).first()
     if asked is not None:
         return (

@@ -136,3 +136,59 @@ class StageChangeFactory(factory.django.DjangoModelFactory):
     from_stage = Stage.PROSPECTING
     to_stage = Stage.QUALIFICATION
     changed_by = factory.SelfAttribute("opportunity.owner")
+
+
+# --- imported history --------------------------------------------------------------------------
+def imported_close(
+    *,
+    importer: User,
+    outcome: str,
+    closed_date: datetime.date,
+    reason: str | None = None,
+    in_reports: bool = True,
+    cycle_days: int = 30,
+    **deal,
+):
+    """
+    A deal closed in another CRM and imported, written as imports.services writes one: the
+    deal created closed, one StageChange, a Reflection with origin "imported" authored by the
+    importer, and the main-reason answer (`reason` is a Reason label of the outcome; None:
+    "Unknown / not sure"). No signal is sent. `deal` goes to OpportunityFactory (owner,
+    company, product, amount, ...). Returns the reflection.
+    """
+    from reflections.models import Answer, Origin, QuestionKind, Reason, Reflection
+    from reflections.selectors import prompt_set_for
+
+    created = timezone.make_aware(
+        datetime.datetime.combine(
+            closed_date - datetime.timedelta(days=cycle_days), datetime.time(12)
+        )
+    )
+    deal.setdefault("contact", None)
+    opportunity = OpportunityFactory(
+        stage=Stage(outcome),
+        closed_date=closed_date,
+        expected_close_date=closed_date,
+        created_at=created,
+        **deal,
+    )
+    StageChange.objects.create(
+        opportunity=opportunity, from_stage="", to_stage=outcome, changed_by=importer
+    )
+    prompt_set = prompt_set_for(outcome, opportunity.product.line_id)
+    reflection = Reflection.objects.create(
+        opportunity=opportunity,
+        author=importer,
+        outcome=outcome,
+        prompt_set=prompt_set,
+        closed_date=closed_date,
+        origin=Origin.IMPORTED,
+        in_reports=in_reports,
+    )
+    Answer.objects.create(
+        reflection=reflection,
+        question=prompt_set.questions.get(kind=QuestionKind.PRIMARY_REASON),
+        reason=None if reason is None else Reason.objects.get(outcome=outcome, label=reason),
+        is_unknown=reason is None,
+    )
+    return reflection

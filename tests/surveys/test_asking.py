@@ -16,7 +16,7 @@ from customers.models import Contact
 from reflections.models import Outcome
 from surveys import services, tasks
 from surveys.models import SurveyOptOut, SurveyRequest, SurveyStatus, SurveyTemplate
-from tests.factories import ContactFactory, OpportunityFactory
+from tests.factories import ContactFactory, OpportunityFactory, imported_close
 from tests.surveys.conftest import ask_and_send, closed_lost
 
 
@@ -124,6 +124,21 @@ def test_contact_without_email_refuses(rep_client, rep, lost_set, mailoutbox):
     deal = closed_lost(rep, lost_set)
     Contact.objects.filter(pk=deal.contact_id).update(email="")
     _refused(rep_client, deal, mailoutbox, "has no e-mail address")
+
+
+def test_an_imported_close_is_never_surveyed(rep_client, rep, admin_user, lost_set, mailoutbox):
+    contact = ContactFactory(email="old.buyer@example.com")
+    reflection = imported_close(
+        importer=admin_user,
+        outcome=Outcome.LOST,
+        closed_date=timezone.localdate() - datetime.timedelta(days=10),
+        owner=rep,
+        company=contact.company,
+        contact=contact,
+    )
+    _refused(rep_client, reflection.opportunity, mailoutbox, "imported from another CRM")
+    with pytest.raises(ValidationError, match="imported from another CRM"):
+        services.survey_request(actor=None, opportunity=reflection.opportunity)
 
 
 def test_one_survey_per_close(rep, lost_deal, mailoutbox):
