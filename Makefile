@@ -50,6 +50,7 @@ test-smoke: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) manage.py makemigrations --check --dry-run
 
 format: install
@@ -80,3 +81,11 @@ bench: install-runtime
 # At most 60 s: gunicorn with 2 workers on loopback, 50 logged-in users on a mix of pages.
 load: install-runtime
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m bench.load $(LOAD_ARGS)
+
+# A generated 100,000-row Salesforce export checked and imported in batches (bench/
+# history_import.py), on its own database; prints rows per second. IMPORT_ARGS=--rows 20000.
+BENCH_IMPORT_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/debrief_import_bench
+IMPORT_ARGS ?=
+.PHONY: bench-import
+bench-import: install-runtime
+	BENCH_IMPORT_DATABASE_URL=$(BENCH_IMPORT_DATABASE_URL) $(PY) -m bench.history_import $(IMPORT_ARGS)

@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "reflections",
     "surveys",
     "insights",
+    "imports",
 ]
 
 MIDDLEWARE = [
@@ -356,9 +357,24 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Bodies are refused above these sizes before anything reads them (crm_site.middleware): the
 # upload pages take a call list or an import file (32 MB, with room for the form around it),
 # every other page and the API a few megabytes.
-DEBRIEF_UPLOAD_PATHS = ["/suppressions/check/", "/admin/customers/"]
+DEBRIEF_UPLOAD_PATHS = [
+    "/suppressions/check/",
+    "/admin/customers/",
+    "/admin/imports/historyimport/upload/",
+]
 DEBRIEF_MAX_UPLOAD_BYTES = env_int("DEBRIEF_MAX_UPLOAD_BYTES", 33 * 1024 * 1024)
 DEBRIEF_MAX_REQUEST_BYTES = env_int("DEBRIEF_MAX_REQUEST_BYTES", 3 * 1024 * 1024)
+
+# Uploaded files that wait for a job (history imports) live here, outside the code; the web and
+# worker containers share it (docker-compose.yml's media volume). Not served over HTTP.
+MEDIA_ROOT = Path(env_str("DEBRIEF_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+# History imports (imports/, docs/importing-history.md): file limits, the largest file imported
+# in one transaction, and the batch size (one transaction each) of larger files' jobs.
+# A file of 32 MB holds about 150,000 deals; the upload page takes no more (see above).
+DEBRIEF_IMPORT_MAX_BYTES = env_int("DEBRIEF_IMPORT_MAX_BYTES", 32 * 1024 * 1024)
+DEBRIEF_IMPORT_MAX_COLUMNS = env_int("DEBRIEF_IMPORT_MAX_COLUMNS", 500)
+DEBRIEF_IMPORT_SINGLE_TRANSACTION_ROWS = env_int("DEBRIEF_IMPORT_SINGLE_TRANSACTION_ROWS", 5000)
+DEBRIEF_IMPORT_BATCH_ROWS = env_int("DEBRIEF_IMPORT_BATCH_ROWS", 2000)
 
 # Product settings.
 DEBRIEF_PIPELINE_PAGE_SIZE = env_int("DEBRIEF_PIPELINE_PAGE_SIZE", 25)

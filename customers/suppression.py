@@ -496,6 +496,33 @@ def derive_for_close(*, opportunity, outcome: str, closed_on: datetime.date) -> 
     )
 
 
+def derive_for_history(
+    closes: Iterable[tuple[Any, str, datetime.date]],
+    *,
+    rules: dict[str, list[SuppressionRule]] | None = None,
+    on: datetime.date | None = None,
+) -> list[Suppression]:
+    """
+    For closes of the past brought in by an import, as (opportunity, outcome, closed_on):
+    exactly what derive_for_close() would have derived on the closed date, but only the
+    suppressions whose window still runs on `on` (closed_on + days - 1 >= on; default today):
+    an older close derives nothing. Each opportunity needs its `product` loaded (line rules).
+    `rules` (outcome -> active rules) saves the query when the caller has read them.
+    """
+    day = on or today()
+    if rules is None:
+        rules = {}
+        for rule in SuppressionRule.objects.filter(active=True):
+            rules.setdefault(rule.trigger_outcome, []).append(rule)
+    derived = [
+        _derived(rule, opportunity, closed_on)
+        for opportunity, outcome, closed_on in closes
+        for rule in rules.get(outcome, ())
+        if closed_on + datetime.timedelta(days=rule.days - 1) >= day
+    ]
+    return Suppression.objects.bulk_create(derived) if derived else []
+
+
 def lift_for_reopen(*, opportunity, actor: User) -> int:
     """A reopened deal no longer suppresses anything; its suppressions are kept, lifted."""
     return Suppression.objects.filter(
