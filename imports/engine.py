@@ -765,18 +765,16 @@ def _questions(prompt_set_ids: set[int]) -> dict[int, tuple[int | None, int | No
 # --- fingerprint ---------------------------------------------------------------------------------
 
 
-def file_keys(ctx: Context, text: str) -> set[tuple[str, str, str]]:
-    """The (kind, outcome, key) texts a file uses, for its closed rows."""
-    keys = set()
-    for item, outcome in closed_records(text, ctx.columns):
-        keys.add((MappingKind.PRODUCT, "", parsing.normalise_text(item.values.get("product", ""))))
-        text_ = reason_cell(item.values, outcome)
-        keys.add((MappingKind.REASON, outcome, parsing.normalise_text(text_)))
-    return keys
+def stored_keys(history_import: HistoryImport) -> set[tuple[str, str, str]]:
+    """The (kind, outcome, key) texts of a file's closed rows, as stored at upload."""
+    return {(t["kind"], t["outcome"], t["key"]) for t in history_import.texts or []}
 
 
-def fingerprint(ctx: Context, data: bytes, keys: set[tuple[str, str, str]]) -> str:
-    """sha256 of the file, its columns, options, defaults and the decisions on its texts."""
+def fingerprint(ctx: Context, file_sha256: str, keys: set[tuple[str, str, str]]) -> str:
+    """
+    sha256 of the file (given by its own sha256, stored at upload), its columns, options,
+    defaults and the decisions on its texts.
+    """
     hi = ctx.history_import
     decisions = []
     for kind, outcome, key in sorted(keys):
@@ -796,7 +794,7 @@ def fingerprint(ctx: Context, data: bytes, keys: set[tuple[str, str, str]]) -> s
         sort_keys=True,
         default=str,
     )
-    digest = hashlib.sha256(data)
+    digest = hashlib.sha256(file_sha256.encode())
     digest.update(b"\x00")
     digest.update(settings_part.encode())
     return digest.hexdigest()
@@ -876,8 +874,13 @@ def count_texts(history_import: HistoryImport) -> list[TextCount]:
     if not history_import.file:
         return []  # imported or cancelled: the file is gone, the decisions stay saved
     _, text = read_text(history_import)
+    return texts_of(text, history_import.columns or {})
+
+
+def texts_of(text: str, columns: dict[str, str]) -> list[TextCount]:
+    """The distinct reason (per outcome) and product texts of a decoded file's closed rows."""
     found: dict[tuple[str, str, str], TextCount] = {}
-    for item, outcome in closed_records(text, history_import.columns or {}):
+    for item, outcome in closed_records(text, columns):
         reason = reason_cell(item.values, outcome)
         product = item.values.get("product", "")
         for kind, out, original in (
@@ -891,6 +894,18 @@ def count_texts(history_import: HistoryImport) -> list[TextCount]:
             entry.count += 1
             entry.spellings[re_space(original)] += 1
     return list(found.values())
+
+
+def summarise(data: bytes, text: str, columns: dict[str, str]) -> tuple[str, list[dict]]:
+    """
+    What the screens need of a file, read once when it or its columns change: the sha256 of
+    its bytes and its distinct texts as JSON ({kind, outcome, key, text, count}).
+    """
+    texts = [
+        {"kind": t.kind, "outcome": t.outcome, "key": t.key, "text": t.text, "count": t.count}
+        for t in texts_of(text, columns)
+    ]
+    return hashlib.sha256(data).hexdigest(), texts
 
 
 def re_space(text: str) -> str:

@@ -27,6 +27,7 @@ class ImportStatus(models.TextChoices):
     UPLOADED = "uploaded", "Uploaded: map the columns and values"
     CHECKED = "checked", "Checked: ready to import"
     INVALID = "invalid", "Checked: rows need fixing"
+    CHECKING = "checking", "Being checked"
     QUEUED = "queued", "Waiting to start"
     RUNNING = "running", "Importing"
     DONE = "done", "Imported"
@@ -92,6 +93,19 @@ class HistoryImport(models.Model):
     error_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(
         default=list, blank=True, help_text="The first problems found: row, column, message."
+    )
+    checked_rows = models.PositiveIntegerField(
+        default=0, help_text="Rows the check in progress has read (a large file's check job)."
+    )
+    file_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="sha256 of the uploaded file's bytes."
+    )
+    texts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The distinct reason and product texts of the file's closed deals, read when "
+        "the file or its columns change: kind, outcome, key, text (the most common spelling), "
+        "count.",
     )
     checked_fingerprint = models.CharField(
         max_length=64,

@@ -28,6 +28,15 @@ class ValueRow:
     score: int
 
 
+@dataclass(frozen=True)
+class _Text:
+    kind: str
+    outcome: str
+    key: str
+    text: str
+    count: int
+
+
 def history_imports_visible_to(user) -> QuerySet[HistoryImport]:
     """Every import for administrators (the Django admin's view permission), none otherwise."""
     if not getattr(user, "is_authenticated", False) or not (
@@ -45,9 +54,10 @@ def value_rows(history_import: HistoryImport) -> list[ValueRow]:
     (and, for reasons, words people commonly type for the default reasons) when it scores at
     least 60, else "Unknown" for reasons and nothing for products. Reasons first, grouped by
     outcome (lost, won, no decision), then products; most frequent first within a group. Empty
-    once the file is gone (the import is done or cancelled).
+    once the file is gone (the import is done or cancelled). Reads the texts stored on the
+    import when its file or columns changed (HistoryImport.texts), never the file itself.
     """
-    texts = engine.count_texts(history_import)
+    texts = (history_import.texts or []) if history_import.file else []
     saved = {
         (m.kind, m.outcome, m.text): m
         for m in ValueMapping.objects.select_related("reason", "product")
@@ -55,7 +65,8 @@ def value_rows(history_import: HistoryImport) -> list[ValueRow]:
     reasons = engine.active_reasons()
     products = [(p.pk, p.name) for p in Product.objects.filter(active=True)]
     rows = []
-    for t in texts:
+    for stored in texts:
+        t = _Text(**stored)
         mapping = saved.get((t.kind, t.outcome, t.key))
         if mapping is not None:
             target = mapping.reason if t.kind == MappingKind.REASON else mapping.product

@@ -37,6 +37,8 @@ from reflections.signals import reflections_imported
 logger = logging.getLogger(__name__)
 
 EDITABLE = (ImportStatus.UPLOADED, ImportStatus.CHECKED, ImportStatus.INVALID)
+# The statuses from which a check may start (a stopped run is checked again before resuming).
+CHECKABLE = (*EDITABLE, ImportStatus.FAILED)
 # How long a running import may stay silent before another worker may take it over.
 STALE_AFTER = timezone.timedelta(minutes=10)
 
@@ -165,6 +167,7 @@ def history_import_create(
         if missing:
             raise ValidationError(_missing_message(preset, missing, header))
     name = os.path.basename(getattr(uploaded_file, "name", "") or "history.csv")[:255]
+    file_sha256, texts = engine.summarise(data, text, columns)
     history_import = HistoryImport(
         system=system,
         preset=preset,
@@ -174,6 +177,8 @@ def history_import_create(
         default_owner=default_owner,
         default_currency=default_currency,
         rows_total=rows_total,
+        file_sha256=file_sha256,
+        texts=texts,
         created_by=actor,
     )
     history_import.file.save(name, ContentFile(data), save=False)
@@ -181,14 +186,33 @@ def history_import_create(
     return history_import
 
 
-def _header(history_import: HistoryImport) -> list[str]:
-    _, text = engine.read_text(history_import)
-    return parsing.read_header(text, max_columns=settings.DEBRIEF_IMPORT_MAX_COLUMNS)
+CHECKING_MESSAGE = (
+    "The file is being checked right now, so its columns and the meanings of its texts cannot "
+    "change until the check ends. Wait for the check to finish (its page shows the progress), "
+    "then make the change and check again."
+)
+
+
+def _refuse_while_checking(history_import: HistoryImport) -> None:
+    if history_import.status == ImportStatus.CHECKING and not _stale(history_import):
+        raise ValidationError(CHECKING_MESSAGE, code="checking")
+
+
+def _stale(history_import: HistoryImport) -> bool:
+    """A job (check or run) silent for STALE_AFTER: its worker is presumed lost."""
+    beat = history_import.heartbeat_at
+    return beat is None or beat < timezone.now() - STALE_AFTER
+
+
+def history_import_check_stalled(history_import: HistoryImport) -> bool:
+    """Whether the import's check job went silent (STALE_AFTER): it may be checked again."""
+    return history_import.status == ImportStatus.CHECKING and _stale(history_import)
 
 
 def _editable(history_import: HistoryImport) -> HistoryImport:
     locked = HistoryImport.objects.select_for_update().get(pk=history_import.pk)
-    if locked.status not in EDITABLE:
+    _refuse_while_checking(locked)
+    if locked.status not in EDITABLE and locked.status != ImportStatus.CHECKING:
         raise ValidationError(
             f"This import is {locked.get_status_display().lower()}: its file can no longer be "
             "changed. Upload the file again to start over."
@@ -200,9 +224,13 @@ def _editable(history_import: HistoryImport) -> HistoryImport:
 def history_import_set_columns(
     *, history_import: HistoryImport, columns: dict[str, str]
 ) -> HistoryImport:
-    """Which column holds each field (the generic mapping, or a preset corrected by hand)."""
+    """
+    Which column holds each field (the generic mapping, or a preset corrected by hand). The
+    file is read once more, here, to store its texts under the new columns.
+    """
     locked = _editable(history_import)
-    header = _header(locked)
+    data, text = engine.read_text(locked)
+    header = parsing.read_header(text, max_columns=settings.DEBRIEF_IMPORT_MAX_COLUMNS)
     chosen = {name: h for name, h in columns.items() if h}
     unknown = [name for name in chosen if name not in presets.FIELDS_BY_NAME]
     if unknown:
@@ -218,9 +246,10 @@ def history_import_set_columns(
             "Choose the column that holds: " + ", ".join(f.label.lower() for f in missing) + "."
         )
     locked.columns = chosen
+    locked.file_sha256, locked.texts = engine.summarise(data, text, chosen)
     locked.status = ImportStatus.UPLOADED
     locked.checked_fingerprint = ""
-    locked.save(update_fields=["columns", "status", "checked_fingerprint"])
+    locked.save(update_fields=["columns", "file_sha256", "texts", "status", "checked_fingerprint"])
     return locked
 
 
@@ -231,9 +260,13 @@ def history_import_save_mappings(
     """
     Save what each text means (upserted per kind, outcome and normalised text), for this file
     and the next ones. A reason maps to an active reason of the same outcome, "unknown" or
-    "skip"; a product to a product or "skip". Returns how many were saved.
+    "skip"; a product to a product or "skip". Returns how many were saved. Refused while the
+    import's file is being checked.
     """
     _require_admin(actor)
+    current = HistoryImport.objects.filter(pk=history_import.pk).only("status", "heartbeat_at")
+    for found in current:
+        _refuse_while_checking(found)
     reasons = {
         r.pk: r
         for r in Reason.objects.filter(pk__in=[d.target_id for d in decisions if d.target_id])
@@ -297,19 +330,36 @@ def history_import_check(*, history_import: HistoryImport) -> HistoryImport:
     The dry run: read every row exactly as the import will, and record what it would create
     (deals_created, companies_created, ... as "would create") and every problem (all counted,
     the first 200 kept with row and column). Writes nothing but the import's own row. The
-    status becomes CHECKED, with a fingerprint of what was checked, or INVALID.
+    status becomes CHECKED, with a fingerprint of what was checked, or INVALID. Runs in the
+    caller's process whatever the file's size (history_import_check_queue hands large files
+    to a job).
     """
     hi = HistoryImport.objects.get(pk=history_import.pk)
-    if hi.status not in (*EDITABLE, ImportStatus.FAILED):
+    if hi.status not in CHECKABLE and not (hi.status == ImportStatus.CHECKING and _stale(hi)):
         raise ValidationError(
-            f"This import is {hi.get_status_display().lower()}; it cannot be checked again."
+            CHECKING_MESSAGE
+            if hi.status == ImportStatus.CHECKING
+            else f"This import is {hi.get_status_display().lower()}; it cannot be checked again."
         )
+    found = _dry_run(hi)
+    assert found is not None  # only a progress callback stops it early
+    for name, value in found.items():
+        setattr(hi, name, value)
+    hi.save(update_fields=list(found))
+    return hi
+
+
+def _dry_run(hi: HistoryImport, *, progress=None) -> dict | None:
+    """
+    The dry run's findings as the import's fields to save. `progress(rows)` is called after
+    each batch of DEBRIEF_IMPORT_BATCH_ROWS rows with the rows read so far; it returns False
+    to stop early (the check was cancelled or taken over), and the findings are then None.
+    """
     ctx = engine.Context(hi)
     total = engine.Counts()
     errors: list[engine.RowError] = []
     error_count = 0
     missing = presets.missing_fields(hi.columns or {})
-    data = b""
     if missing:
         error_count = len(missing)
         errors = [
@@ -317,12 +367,13 @@ def history_import_check(*, history_import: HistoryImport) -> HistoryImport:
             for f in missing
         ]
     else:
-        data, text = engine.read_text(hi)
+        _, text = engine.read_text(hi)
         batch: list = []
         size = engine.batch_rows()
+        read = 0
 
-        def flush() -> None:
-            nonlocal error_count
+        def flush() -> bool:
+            nonlocal error_count, read
             deals, skipped, found = engine.check_rows(ctx, batch)
             error_count += len(found)
             if len(errors) < engine.MAX_STORED_ERRORS:
@@ -330,42 +381,123 @@ def history_import_check(*, history_import: HistoryImport) -> HistoryImport:
             counts = engine.count_batch(ctx, deals) if deals else engine.Counts()
             counts.rows_skipped += skipped
             total.add(counts)
+            read += len(batch)
             batch.clear()
+            return progress is None or progress(read) is not False
 
         for item in engine.records(text, ctx.columns):
             batch.append(item)
-            if len(batch) >= size:
-                flush()
-        flush()
-    hi.errors = [e.as_dict() for e in errors]
-    hi.error_count = error_count
+            if len(batch) >= size and not flush():
+                return None
+        if batch and not flush():
+            return None
     # After a stop, the counters keep what was imported; the check then only clears the way.
     counted = _counters(total) if hi.rows_done == 0 else {}
-    for name, value in counted.items():
-        setattr(hi, name, value)
-    hi.checked_at = timezone.now()
-    if error_count:
-        hi.status, hi.checked_fingerprint = ImportStatus.INVALID, ""
-    else:
-        hi.status = ImportStatus.CHECKED
-        hi.checked_fingerprint = engine.fingerprint(ctx, data, ctx.keys)
-    hi.save(
-        update_fields=[
-            "errors",
-            "error_count",
-            *counted,
-            "checked_at",
-            "status",
-            "checked_fingerprint",
-        ]
+    passed = not error_count
+    return {
+        "errors": [e.as_dict() for e in errors],
+        "error_count": error_count,
+        **counted,
+        "checked_at": timezone.now(),
+        "status": ImportStatus.CHECKED if passed else ImportStatus.INVALID,
+        "checked_fingerprint": _current_fingerprint(hi, ctx) if passed else "",
+    }
+
+
+@transaction.atomic
+def history_import_check_queue(*, actor: User, history_import: HistoryImport) -> HistoryImport:
+    """
+    "Save and check": a file of at most DEBRIEF_IMPORT_SINGLE_TRANSACTION_ROWS rows is checked
+    here and now (history_import_check); a larger one is marked CHECKING and checked by a job
+    (imports.tasks.check, queued after the commit), which records its progress in checked_rows
+    and heartbeat_at. A check whose job went silent for STALE_AFTER may be queued again.
+    """
+    _require_admin(actor)
+    locked = HistoryImport.objects.select_for_update().get(pk=history_import.pk)
+    if locked.status == ImportStatus.CHECKING and not _stale(locked):
+        raise ValidationError(
+            "The file is being checked already; its page shows the progress.", code="checking"
+        )
+    if locked.status not in CHECKABLE and locked.status != ImportStatus.CHECKING:
+        raise ValidationError(
+            f"This import is {locked.get_status_display().lower()}; it cannot be checked again."
+        )
+    if locked.rows_total <= engine.single_transaction_rows():
+        return history_import_check(history_import=locked)
+    locked.status = ImportStatus.CHECKING
+    locked.checked_rows = 0
+    locked.checked_fingerprint = ""
+    # The queue time counts as the first sign of life: a job never delivered goes stale too.
+    locked.heartbeat_at = timezone.now()
+    locked.save(update_fields=["status", "checked_rows", "checked_fingerprint", "heartbeat_at"])
+    pk = locked.pk
+
+    def enqueue() -> None:
+        from imports import tasks
+
+        tasks.check.delay(pk)
+
+    transaction.on_commit(enqueue)
+    return locked
+
+
+def history_import_check_run(*, import_id: int) -> HistoryImport | None:
+    """
+    The check job: the dry run of a file marked CHECKING, recording checked_rows and
+    heartbeat_at after each batch. It only writes while the import is still CHECKING, so a
+    check cancelled (or its columns changed after it went stale) ends without a result. A
+    redelivered task checks the file again from its first row; the result is the same.
+    """
+    now = timezone.now()
+    claimed = HistoryImport.objects.filter(pk=import_id, status=ImportStatus.CHECKING).update(
+        checked_rows=0, heartbeat_at=now
     )
+    hi = HistoryImport.objects.filter(pk=import_id).first()
+    if not claimed or hi is None:
+        return hi
+    checking = HistoryImport.objects.filter(pk=import_id, status=ImportStatus.CHECKING)
+
+    def progress(rows: int) -> bool:
+        return bool(checking.update(checked_rows=rows, heartbeat_at=timezone.now()))
+
+    try:
+        found = _dry_run(hi, progress=progress)
+    except _TRANSIENT:
+        raise  # the task's retry checks the file again; it stays CHECKING meanwhile
+    except Exception as exc:
+        logger.exception("Check of history import %s stopped", import_id)
+        message = (
+            f"The check stopped at an unexpected error ({type(exc).__name__}). Nothing was "
+            "imported; check the file again, or ask for help if it stops again."
+        )
+        checking.update(
+            status=ImportStatus.INVALID,
+            errors=[{"row": None, "column": "", "message": message}],
+            error_count=1,
+            checked_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+        )
+        found = None
+    if found is not None:
+        checking.update(**found, heartbeat_at=timezone.now())
+    hi.refresh_from_db()
     return hi
 
 
-def _current_fingerprint(hi: HistoryImport) -> str:
-    ctx = engine.Context(hi)
-    data, text = engine.read_text(hi)
-    return engine.fingerprint(ctx, data, engine.file_keys(ctx, text))
+def history_import_check_is_current(history_import: HistoryImport) -> bool:
+    """
+    Whether the last check still says what an import would do: the fingerprint the run will
+    compare (the file's bytes, columns, options, the decisions on the file's texts) is
+    unchanged. Reads the file's stored sha256 and texts, never the file.
+    """
+    if not history_import.checked_fingerprint:
+        return False
+    return _current_fingerprint(history_import) == history_import.checked_fingerprint
+
+
+def _current_fingerprint(hi: HistoryImport, ctx: engine.Context | None = None) -> str:
+    ctx = ctx or engine.Context(hi)
+    return engine.fingerprint(ctx, hi.file_sha256, engine.stored_keys(hi))
 
 
 @transaction.atomic
@@ -380,6 +512,12 @@ def history_import_start(
     """
     _require_admin(actor)
     locked = HistoryImport.objects.select_for_update().get(pk=history_import.pk)
+    if locked.status == ImportStatus.CHECKING:
+        raise ValidationError(
+            "The file is still being checked, so it cannot be imported yet. Wait for the check "
+            "to finish: the import button appears when it finds no problems.",
+            code="checking",
+        )
     resumable = locked.status == ImportStatus.FAILED and locked.checked_fingerprint
     if locked.status != ImportStatus.CHECKED and not resumable:
         raise ValidationError(

@@ -5,20 +5,29 @@ from django.db import InterfaceError, OperationalError
 
 from imports import services
 
+# Both jobs are safe to run again: a lost database connection stops an import with its batches
+# so far committed and the retry resumes after them (history_import_run claims a stopped import
+# again); a check writes nothing but its own import's row, so a redelivered one checks again.
+RERUNNABLE = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
 
-@shared_task(
-    name="imports.run",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    # A lost database connection stops the import with its batches so far committed; the
-    # retry resumes after them (history_import_run claims a stopped import again).
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=5,
-)
+
+@shared_task(name="imports.run", **RERUNNABLE)
 def run(import_id: int) -> str:
     """Import a queued file, or resume it after its committed rows; returns its status."""
     history_import = services.history_import_run(import_id=import_id)
+    return history_import.status if history_import else "missing"
+
+
+@shared_task(name="imports.check", **RERUNNABLE)
+def check(import_id: int) -> str:
+    """Check (dry run) a large file marked CHECKING; returns its status."""
+    history_import = services.history_import_check_run(import_id=import_id)
     return history_import.status if history_import else "missing"

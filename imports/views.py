@@ -13,9 +13,9 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
-from imports import engine, parsing, presets, selectors, services
+from imports import parsing, presets, selectors, services
 from imports.forms import ColumnsForm, InReportsForm, MappingForm, UploadForm
 from imports.models import HistoryImport, ImportStatus, MappingAction, MappingKind, Preset
 from opportunities.models import Product
@@ -79,11 +79,12 @@ def _context(model_admin, request, title: str, history_import=None, step: str = 
 def _steps(history_import: HistoryImport, current: str) -> list[dict]:
     """The step links at the top of every page of an import."""
     editable = history_import.status in EDITABLE
+    checking = history_import.status == ImportStatus.CHECKING
     steps = [
         ("columns", "1. Columns", editable),
         ("values", "2. Values", editable),
-        ("check", "3. Check", editable),
-        ("change", "4. Import", not editable),
+        ("check", "3. Check", editable or checking),
+        ("change", "4. Import", not editable and not checking),
     ]
     return [
         {
@@ -113,9 +114,19 @@ def _messages_of(exc: ValidationError) -> list[str]:
     return list(exc.messages)
 
 
-def _editable_or_redirect(request, history_import: HistoryImport):
+def _editable_or_redirect(request, history_import: HistoryImport, *, checking: bool = False):
+    """
+    None when the page may show; else a redirect with a message: to the check while a check
+    job runs (unless `checking`: the check page shows its progress), to the import's page once
+    it started. A check gone silent counts as over: its pages open again.
+    """
     if history_import.status in EDITABLE:
         return None
+    if history_import.status == ImportStatus.CHECKING:
+        if checking or services.history_import_check_stalled(history_import):
+            return None
+        messages.info(request, services.CHECKING_MESSAGE)
+        return redirect(_url("check", history_import))
     messages.info(
         request,
         "This import has started, so its columns, values and check can no longer change. "
@@ -277,8 +288,7 @@ def values(request, model_admin, import_id: int):
                 form.add_error(None, message)
         else:
             if "_check" in request.POST:
-                services.history_import_check(history_import=history_import)
-                return redirect(_url("check", history_import))
+                return _check_now(request, history_import)
             messages.success(
                 request,
                 f"Saved what {saved} text{'s' if saved != 1 else ''} mean. They will be offered "
@@ -362,11 +372,14 @@ def _note(row, history_import: HistoryImport) -> str:
     return ""
 
 
-# --- Check -------------------------------------------------------------------------------------
+# --- Check ---------------------------------------------------------------------------------------
 def check(request, model_admin, import_id: int):
-    """The dry run's results; POST runs it (again)."""
+    """
+    The dry run's results; POST runs it (again). A large file's check runs as a job: the page
+    then shows its progress, polled by htmx, and reloads when it ends.
+    """
     history_import = _import_for(model_admin, request, import_id)
-    if (response := _editable_or_redirect(request, history_import)) is not None:
+    if (response := _editable_or_redirect(request, history_import, checking=True)) is not None:
         return response
     if request.method == "POST":
         if presets.missing_fields(history_import.columns):
@@ -374,10 +387,14 @@ def check(request, model_admin, import_id: int):
                 request, "Choose the file's columns first: some required ones are missing."
             )
             return redirect(_url("columns", history_import))
-        services.history_import_check(history_import=history_import)
-        return redirect(_url("check", history_import))
-    # Reading the file again is only worth it when the check passed.
-    current = history_import.status == ImportStatus.CHECKED and _check_is_current(history_import)
+        return _check_now(request, history_import)
+    checking = history_import.status == ImportStatus.CHECKING
+    stalled = checking and services.history_import_check_stalled(history_import)
+    if request.htmx and not (checking and not stalled):
+        return HttpResponseClientRefresh()  # the check ended: show its results
+    current = history_import.status == ImportStatus.CHECKED and (
+        services.history_import_check_is_current(history_import)
+    )
     context = _context(
         model_admin,
         request,
@@ -389,21 +406,24 @@ def check(request, model_admin, import_id: int):
         ready=history_import.status == ImportStatus.CHECKED
         and current
         and history_import.deals_created > 0,
+        checking=checking and not stalled,
+        stalled=stalled,
+        under_way=checking and not stalled,
+        percent=_percent(history_import.checked_rows, history_import.rows_total),
+        progress_url=_url("check", history_import),
     )
+    if request.htmx:
+        return TemplateResponse(request, TEMPLATES + "import.html#progress", context)
     return TemplateResponse(request, TEMPLATES + "check.html", context)
 
 
-def _check_is_current(history_import: HistoryImport) -> bool:
-    """
-    Whether the last check still says what an import would do: the fingerprint the run will
-    compare (file, columns, options, the decisions on the file's texts) is unchanged.
-    """
-    if not history_import.checked_fingerprint:
-        return False
-    ctx = engine.Context(history_import)
-    data, text = engine.read_text(history_import)
-    now = engine.fingerprint(ctx, data, engine.file_keys(ctx, text))
-    return now == history_import.checked_fingerprint
+def _check_now(request, history_import: HistoryImport):
+    """Check the file (a job for a large one) and show the check page."""
+    try:
+        services.history_import_check_queue(actor=request.user, history_import=history_import)
+    except ValidationError as exc:
+        messages.error(request, " ".join(_messages_of(exc)))
+    return redirect(_url("check", history_import))
 
 
 @require_POST
@@ -414,7 +434,7 @@ def start(request, model_admin, import_id: int):
     except ValidationError as exc:
         messages.error(request, " ".join(_messages_of(exc)))
         history_import.refresh_from_db(fields=["status"])
-        if history_import.status in EDITABLE:
+        if history_import.status in EDITABLE or history_import.status == ImportStatus.CHECKING:
             return redirect(_url("check", history_import))
     return redirect(_url("change", history_import))
 
@@ -463,7 +483,7 @@ def page(request, model_admin, import_id: int):
     history_import = _import_for(model_admin, request, import_id)
     if history_import.status == ImportStatus.UPLOADED:
         return redirect(_next_step_after_upload(history_import))
-    if history_import.status in EDITABLE:
+    if history_import.status in EDITABLE or history_import.status == ImportStatus.CHECKING:
         return redirect(_url("check", history_import))
     context = _context(
         model_admin,
@@ -473,6 +493,7 @@ def page(request, model_admin, import_id: int):
         "change",
         under_way=history_import.status in UNDER_WAY,
         percent=_percent(history_import.rows_done, history_import.rows_total),
+        progress_url=_url("change", history_import),
         deals_url=f"{reverse('admin:imports_importeddeal_changelist')}"
         f"?history_import__id__exact={history_import.pk}",
         insights_url=reverse("insights:dashboard"),

@@ -128,3 +128,38 @@ def test_admin_imports_a_salesforce_report_through_the_mapping_screen(
 
     page.click("a:has-text('See the imported deals')")
     assert "0065g00000KZt1E" in page.inner_text("#result_list")
+
+
+def test_a_large_files_check_shows_its_progress_and_then_its_result(
+    axe_page, admin_user, rep, defaults, settings, tmp_path
+):
+    """More rows than are checked in the request: the check page polls the job's progress."""
+    from django.utils import timezone
+
+    from imports import services
+    from tests.imports.conftest import create, salesforce_csv, sf_row
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.DEBRIEF_IMPORT_SINGLE_TRANSACTION_ROWS = 5
+    settings.DEBRIEF_IMPORT_BATCH_ROWS = 4
+    ProductFactory(name="Analytics Suite", line=ProductLineFactory(name="Analytics"))
+    history_import = create(admin_user, salesforce_csv([sf_row(n) for n in range(1, 13)]))
+    # The job was queued and has read 4 of the 12 rows (its worker is another process).
+    HistoryImport.objects.filter(pk=history_import.pk).update(
+        status=ImportStatus.CHECKING, checked_rows=4, heartbeat_at=timezone.now()
+    )
+    page = axe_page
+    admin_login(page, admin_user.email)
+    page.goto(f"/admin/imports/historyimport/{history_import.pk}/check/")
+    status = page.get_by_role("status")
+    assert "Checking: 4 of 12 rows" in status.inner_text()
+    assert page.locator("progress#import-bar").get_attribute("value") == "4"
+    assert page.locator("input[value^='Import']").count() == 0
+    assert axe_violations(page) == []
+    shot(page, "history-import-check-progress")
+
+    # The job ends; the page, polling every second, shows the result by itself.
+    services.history_import_check_run(import_id=history_import.pk)
+    page.wait_for_selector("input[type=submit][value='Import 12 deals']", timeout=10_000)
+    assert "Checked" in page.inner_text("#content")
+    assert axe_violations(page) == []
