@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import Case, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -188,7 +189,8 @@ class Context:
         self.history_import = hi
         self.columns = hi.columns or {}
         self.options = hi.options or {}
-        self.system_key = hi.system.strip().casefold()[:60]
+        self.system_key = system_key(hi.system)
+        self.salesforce = hi.preset == "salesforce"
         self.date_format = self.options.get("date_format", "iso")
         self.today = today or timezone.localdate()
         self.default_owner_id = hi.default_owner_id
@@ -220,8 +222,7 @@ class Context:
             self.rules.setdefault(rule.trigger_outcome, []).append(rule)
         self._prompt_sets: dict[tuple[str, int], PromptSet | None] = {}
         self.seen_ids: dict[str, int] = {}
-        self.planned_companies: set[tuple[str, str]] = set()
-        self.planned_names: dict[str, tuple[str, str]] = {}
+        self.plan = Plan()
         self.planned_contacts: set[tuple] = set()
         self.keys: set[tuple[str, str, str]] = set()
 
@@ -251,6 +252,31 @@ class Context:
         if exact is not None and key:
             return MappingAction.MAP, exact
         return None
+
+
+def system_key(system: str) -> str:
+    """The key deals are recognised by with their id: the system's name, spaces collapsed,
+    casefolded ("Sales  force" and "salesforce" are one system)."""
+    return " ".join(system.split()).casefold()[:60]
+
+
+_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def salesforce_id(value: str) -> str:
+    """
+    A Salesforce record id in its 15-character form. Reports give the 15-character id
+    ("Opportunity ID") or the 18-character one ("Opportunity ID (18)", "Id"), which is the same
+    id with a 3-character case-safe checksum added; both must key the same deal. An
+    18-character value whose last 3 characters are not that checksum is kept as it is.
+    """
+    if len(value) != 18 or not value.isalnum() or not value.isascii():
+        return value
+    checksum = ""
+    for start in (0, 5, 10):
+        bits = sum(1 << i for i, c in enumerate(value[start : start + 5]) if "A" <= c <= "Z")
+        checksum += _CHECKSUM[bits]
+    return value[:15] if value[15:] == checksum else value
 
 
 def _users() -> list[tuple[int, str, str]]:
@@ -290,6 +316,8 @@ def check_row(ctx: Context, row: Row) -> tuple[Deal | None, list[RowError]]:
         return None, errors
 
     external_id = v.get("external_id", "")
+    if ctx.salesforce:
+        external_id = salesforce_id(external_id)
     if not external_id:
         error("external_id", "The deal id is empty; every deal needs its id from the other CRM.")
     elif len(external_id) > 100:
@@ -489,46 +517,104 @@ def _existing_ids(ctx: Context, deals: list[Deal]) -> set[str]:
     )
 
 
-def _companies(deals: list[Deal]) -> tuple[dict[str, int], dict[str, int]]:
+def _name_variants(name: str) -> set[str]:
+    """
+    Spellings under which a name may be stored, as SQL's LOWER() may read them: SQLite lowers
+    only ASCII letters and neither database folds "ß" to "ss", so the query fetches candidates
+    by these and Python compares them by casefold.
+    """
+    forms = {name, name.lower(), name.upper(), name.casefold(), name.title(), name.capitalize()}
+    lowered = {f.lower() for f in forms}
+    ascii_lower = {"".join(c.lower() if c.isascii() else c for c in f) for f in forms}
+    sharp_s = {f.replace("ss", "ß") for f in lowered if "ss" in f}
+    return forms | lowered | ascii_lower | sharp_s
+
+
+def ids_under_other_systems(ctx: Context, deals: list[Deal]) -> Counter:
+    """How many of these deals' ids an import under another system's name brought in, by
+    that import's id."""
+    if not deals:
+        return Counter()
+    rows = (
+        ImportedDeal.objects.filter(external_id__in=[d.external_id for d in deals])
+        .exclude(system_key=ctx.system_key)
+        .values_list("history_import_id", flat=True)
+    )
+    return Counter(rows)
+
+
+def _companies(deals: list[Deal], filled: dict[int, str]) -> tuple[dict[str, int], dict]:
+    """
+    The existing companies a batch may mean: by domain, and by casefolded name as a list of
+    [id, domain] (oldest first; `filled` holds domains given to them earlier in the run).
+    """
     domains = {d.domain for d in deals if d.domain}
     names = {d.company_name.casefold() for d in deals}
     by_domain = dict(
         Company.objects.filter(domain__in=domains).order_by().values_list("domain", "pk")
     )
-    by_name: dict[str, int] = {}
+    variants: set[str] = set()
+    for d in deals:
+        variants |= _name_variants(d.company_name)
+    by_name: dict[str, list] = {}
     rows = (
         Company.objects.annotate(lname=Lower("name"))
-        .filter(lname__in=names)
+        .filter(Q(lname__in=variants) | Q(name__in=variants))
         .order_by("pk")
-        .values_list("lname", "pk")
+        .values_list("name", "pk", "domain")
     )
-    for name, pk in rows:
-        by_name.setdefault(name, pk)
+    for name, pk, domain in rows:
+        if name.casefold() in names:
+            by_name.setdefault(name.casefold(), []).append([pk, filled.get(pk, domain)])
     return by_domain, by_name
 
 
-def _company_refs(
-    ctx: Context, deals: list[Deal], planned: set, planned_names: dict
-) -> tuple[list, dict]:
+@dataclass
+class Plan:
+    """The companies a batch (or a whole dry run) would create, and domains it would fill."""
+
+    by_domain: dict[str, tuple[str, str]] = field(default_factory=dict)
+    by_name: dict[str, tuple[str, str]] = field(default_factory=dict)
+    domain_of: dict[tuple[str, str], str] = field(default_factory=dict)
+    # existing company id -> the domain a row gives it (it had none)
+    fills: dict[int, str] = field(default_factory=dict)
+
+
+def _company_refs(deals: list[Deal], plan: Plan) -> tuple[list, dict]:
     """
     Each deal's company: an existing id, or a key ("d", domain) / ("n", name) of one to create
-    (new keys are added to `planned`). Returns the refs and the first deal of each new key.
+    (recorded in `plan`). A name matches only when the company or the row has no domain; a
+    company matched by name that has no domain takes the row's (plan.domain_of for a new one,
+    plan.fills for an existing one). Returns the refs and the first deal of each new key.
     """
-    by_domain, by_name = _companies(deals)
+    by_domain, by_name = _companies(deals, plan.fills)
     refs, firsts = [], {}
     for d in deals:
         name = d.company_name.casefold()
-        ref = by_domain.get(d.domain) if d.domain else None
+        ref = None
+        if d.domain:
+            ref = by_domain.get(d.domain) or plan.by_domain.get(d.domain)
         if ref is None:
-            ref = by_name.get(name)
-        if ref is None and d.domain and ("d", d.domain) in planned:
-            ref = ("d", d.domain)
-        if ref is None:
-            ref = planned_names.get(name)
+            for candidate in by_name.get(name, ()):
+                if not d.domain or not candidate[1]:
+                    ref = candidate[0]
+                    if d.domain and not candidate[1]:
+                        candidate[1] = plan.fills[ref] = d.domain
+                    break
+        if ref is None and name in plan.by_name:
+            planned = plan.by_name[name]
+            planned_domain = plan.domain_of.get(planned, "")
+            if not d.domain or not planned_domain:
+                ref = planned
+                if d.domain and not planned_domain:
+                    plan.domain_of[planned] = d.domain
+                    plan.by_domain[d.domain] = planned
         if ref is None:
             ref = ("d", d.domain) if d.domain else ("n", name)
-            planned.add(ref)
-            planned_names.setdefault(name, ref)
+            if d.domain:
+                plan.domain_of[ref] = d.domain
+                plan.by_domain[d.domain] = ref
+            plan.by_name.setdefault(name, ref)
             firsts[ref] = d
         refs.append(ref)
     return refs, firsts
@@ -554,7 +640,7 @@ def count_batch(ctx: Context, deals: list[Deal]) -> Counts:
     new = [d for d in deals if d.external_id not in existing]
     counts.deals_existing = len(deals) - len(new)
     counts.deals_created = len(new)
-    refs, firsts = _company_refs(ctx, new, ctx.planned_companies, ctx.planned_names)
+    refs, firsts = _company_refs(new, ctx.plan)
     counts.companies_created = len(firsts)
     known = _existing_contacts(refs, new)
     for ref, d in zip(refs, new, strict=True):
@@ -591,12 +677,13 @@ def write_batch(ctx: Context, deals: list[Deal], *, actor_id: int) -> tuple[Coun
     if not new:
         return counts, set()
 
-    refs, firsts = _company_refs(ctx, new, set(), {})
+    plan = Plan()
+    refs, firsts = _company_refs(new, plan)
     created_companies = Company.objects.bulk_create(
         [
             Company(
                 name=d.company_name,
-                domain=key[1] if key[0] == "d" else "",
+                domain=plan.domain_of.get(key, ""),
                 segment=d.segment,
                 size_band=d.size_band,
                 region=d.region,
@@ -604,6 +691,10 @@ def write_batch(ctx: Context, deals: list[Deal], *, actor_id: int) -> tuple[Coun
             for key, d in firsts.items()
         ]
     )
+    if plan.fills:  # existing companies without a domain, matched by name: they take the row's
+        Company.objects.filter(pk__in=plan.fills, domain="").update(
+            domain=Case(*(When(pk=pk, then=Value(v)) for pk, v in plan.fills.items()))
+        )
     company_ids = {key: company.pk for key, company in zip(firsts, created_companies, strict=True)}
     company_of = [company_ids.get(ref, ref) for ref in refs]
     counts.companies_created = len(created_companies)
@@ -725,25 +816,23 @@ def write_batch(ctx: Context, deals: list[Deal], *, actor_id: int) -> tuple[Coun
 
 
 def _competitors(names: set[str]) -> dict[str, int]:
-    """Casefolded name -> id of each competitor named, creating the missing ones."""
+    """
+    Casefolded name -> id of each competitor named, creating the missing ones. The table is
+    small, so it is read whole and compared by casefold here: SQL's LOWER() differs from
+    casefold ("ß", and non-ASCII capitals on SQLite) and the name is unique.
+    """
     if not names:
         return {}
+    found: dict[str, int] = {}
+    for name, pk in Competitor.objects.order_by("pk").values_list("name", "pk"):
+        found.setdefault(name.casefold(), pk)
     folded = {}
     for name in sorted(names):
         folded.setdefault(name.casefold(), name)
-    found: dict[str, int] = {}
-    rows = (
-        Competitor.objects.annotate(lname=Lower("name"))
-        .filter(lname__in=list(folded))
-        .order_by("pk")
-        .values_list("lname", "pk")
-    )
-    for name, pk in rows:
-        found.setdefault(name, pk)
     missing = [Competitor(name=folded[key]) for key in folded if key not in found]
     for competitor in Competitor.objects.bulk_create(missing):
         found[competitor.name.casefold()] = competitor.pk
-    return found
+    return {key: found[key] for key in folded}
 
 
 def _questions(prompt_set_ids: set[int]) -> dict[int, tuple[int | None, int | None]]:

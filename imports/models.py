@@ -107,6 +107,12 @@ class HistoryImport(models.Model):
         "the file or its columns change: kind, outcome, key, text (the most common spelling), "
         "count.",
     )
+    check_warnings = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the last check found worth a second look without stopping the import "
+        "(e.g. the file looks imported before under another system's name).",
+    )
     checked_fingerprint = models.CharField(
         max_length=64,
         blank=True,

@@ -10,12 +10,13 @@ imports.engine; these functions hold the transactions, the statuses and the perm
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -31,7 +32,7 @@ from imports.models import (
     ValueMapping,
 )
 from opportunities.models import Currency, Product
-from reflections.models import Outcome, Reason, Reflection
+from reflections.models import Origin, Outcome, Reason, Reflection
 from reflections.signals import reflections_imported
 
 logger = logging.getLogger(__name__)
@@ -204,6 +205,14 @@ def _stale(history_import: HistoryImport) -> bool:
     return beat is None or beat < timezone.now() - STALE_AFTER
 
 
+def history_import_run_stalled(history_import: HistoryImport) -> bool:
+    """
+    Whether a running import went silent (STALE_AFTER): its worker is presumed lost, and
+    starting it again resumes after its committed rows.
+    """
+    return history_import.status == ImportStatus.RUNNING and _stale(history_import)
+
+
 def history_import_check_stalled(history_import: HistoryImport) -> bool:
     """Whether the import's check job went silent (STALE_AFTER): it may be checked again."""
     return history_import.status == ImportStatus.CHECKING and _stale(history_import)
@@ -311,7 +320,7 @@ def history_import_save_mappings(
             outcome = ""
         else:
             raise ValidationError("Only reason and product texts are mapped.")
-        ValueMapping.objects.update_or_create(
+        _upsert_mapping(
             kind=d.kind,
             outcome=outcome,
             text=key,
@@ -319,6 +328,23 @@ def history_import_save_mappings(
         )
         saved += 1
     return saved
+
+
+def _upsert_mapping(*, kind: str, outcome: str, text: str, defaults: dict) -> None:
+    """
+    update_or_create, once more when another admin created the same text's mapping between
+    its read and its insert (the unique constraint refuses the second insert; the retry
+    finds the row and updates it: the last decision saved wins).
+    """
+    try:
+        with transaction.atomic():
+            ValueMapping.objects.update_or_create(
+                kind=kind, outcome=outcome, text=text, defaults=defaults
+            )
+    except IntegrityError:
+        ValueMapping.objects.update_or_create(
+            kind=kind, outcome=outcome, text=text, defaults=defaults
+        )
 
 
 def _counters(counts: engine.Counts) -> dict:
@@ -359,6 +385,7 @@ def _dry_run(hi: HistoryImport, *, progress=None) -> dict | None:
     total = engine.Counts()
     errors: list[engine.RowError] = []
     error_count = 0
+    elsewhere: Counter = Counter()  # earlier import id -> this file's ids it brought in
     missing = presets.missing_fields(hi.columns or {})
     if missing:
         error_count = len(missing)
@@ -375,6 +402,7 @@ def _dry_run(hi: HistoryImport, *, progress=None) -> dict | None:
         def flush() -> bool:
             nonlocal error_count, read
             deals, skipped, found = engine.check_rows(ctx, batch)
+            elsewhere.update(engine.ids_under_other_systems(ctx, deals))
             error_count += len(found)
             if len(errors) < engine.MAX_STORED_ERRORS:
                 errors.extend(found[: engine.MAX_STORED_ERRORS - len(errors)])
@@ -397,11 +425,44 @@ def _dry_run(hi: HistoryImport, *, progress=None) -> dict | None:
     return {
         "errors": [e.as_dict() for e in errors],
         "error_count": error_count,
+        "check_warnings": _imported_before(hi, ctx, elsewhere),
         **counted,
         "checked_at": timezone.now(),
         "status": ImportStatus.CHECKED if passed else ImportStatus.INVALID,
         "checked_fingerprint": _current_fingerprint(hi, ctx) if passed else "",
     }
+
+
+def _imported_before(hi: HistoryImport, ctx: engine.Context, elsewhere: Counter) -> list[str]:
+    """
+    A warning when the file looks imported before under another system's name: the same
+    bytes brought deals in, or more than half of its deal ids did. Ids are unique only within
+    a system, so importing it under this name would add its deals a second time.
+    """
+    earlier = None
+    same_file = (
+        HistoryImport.objects.filter(file_sha256=hi.file_sha256, deals__isnull=False)
+        .exclude(pk=hi.pk)
+        .exclude(file_sha256="")
+        .distinct()
+        .order_by("created_at", "pk")
+    )
+    for other in same_file:
+        if engine.system_key(other.system) != ctx.system_key:
+            earlier = other
+            break
+    if earlier is None and elsewhere:
+        pk, shared = elsewhere.most_common(1)[0]
+        if shared * 2 > len(ctx.seen_ids):
+            earlier = HistoryImport.objects.filter(pk=pk).first()
+    if earlier is None:
+        return []
+    when = timezone.localdate(earlier.finished_at or earlier.started_at or earlier.created_at)
+    return [
+        f"This file looks like one imported before as “{earlier.system}” on "
+        f"{when.day} {when:%b %Y}: importing it as “{hi.system}” would add its deals again. "
+        f"If it comes from the same CRM, upload it again under the name “{earlier.system}”."
+    ]
 
 
 @transaction.atomic
@@ -518,7 +579,9 @@ def history_import_start(
             "to finish: the import button appears when it finds no problems.",
             code="checking",
         )
-    resumable = locked.status == ImportStatus.FAILED and locked.checked_fingerprint
+    resumable = (
+        locked.status == ImportStatus.FAILED or history_import_run_stalled(locked)
+    ) and locked.checked_fingerprint
     if locked.status != ImportStatus.CHECKED and not resumable:
         raise ValidationError(
             "Run the check first: only a file whose check found no problems can be imported."
@@ -537,12 +600,13 @@ def history_import_start(
 
 
 class _Changed(ValidationError):
+    MESSAGE = (
+        "Something changed since the check (the file's columns, options or a mapping of its "
+        "texts). Check the file again, then import it."
+    )
+
     def __init__(self):
-        super().__init__(
-            "Something changed since the check (the file's columns, options or a mapping of its "
-            "texts). Check the file again, then import it.",
-            code="changed",
-        )
+        super().__init__(self.MESSAGE, code="changed")
 
 
 def _enqueue(pk: int) -> None:
@@ -580,7 +644,19 @@ def history_import_run(*, import_id: int) -> HistoryImport | None:
     HistoryImport.objects.filter(pk=hi.pk).update(errors=[], error_count=0, **zero)
     hi.refresh_from_db()
     try:
-        _run(hi)
+        ctx = engine.Context(hi)
+        if _current_fingerprint(hi, ctx) != hi.checked_fingerprint:
+            # Mappings are shared: one changed while this import waited (or before a retry).
+            HistoryImport.objects.filter(pk=hi.pk, status=ImportStatus.RUNNING).update(
+                status=ImportStatus.FAILED,
+                errors=[{"row": None, "column": "", "message": _Changed.MESSAGE}],
+                error_count=1,
+                checked_fingerprint="",
+                heartbeat_at=timezone.now(),
+            )
+            hi.refresh_from_db()
+            return hi
+        _run(hi, ctx)
     except Exception as exc:
         logger.exception("History import %s stopped", import_id)
         message = (
@@ -614,8 +690,7 @@ class _RowsFailed(Exception):
         self.errors = errors
 
 
-def _run(hi: HistoryImport) -> None:
-    ctx = engine.Context(hi)
+def _run(hi: HistoryImport, ctx: engine.Context) -> None:
     actor_id = (hi.options or {}).get("started_by") or hi.created_by_id
     _, text = engine.read_text(hi)
     single = hi.rows_total <= engine.single_transaction_rows()
@@ -683,12 +758,31 @@ def history_import_cancel(*, actor: User, history_import: HistoryImport) -> Hist
 def history_import_set_in_reports(
     *, actor: User, history_import: HistoryImport, in_reports: bool
 ) -> HistoryImport:
-    """Count an import's reflections in the insights, or leave them out; insights refresh."""
+    """
+    Count an import's reflections in the insights, or leave them out; insights refresh. Only
+    the reflections the import wrote switch (not one a rep wrote after reopening the deal).
+    Any import that brought deals in may switch (a cancelled or stopped one too), but not while
+    it is waiting, running or being checked: its next batches would read the old choice.
+    """
     _require_admin(actor)
     locked = HistoryImport.objects.select_for_update().get(pk=history_import.pk)
+    if locked.status in (ImportStatus.QUEUED, ImportStatus.RUNNING, ImportStatus.CHECKING):
+        raise ValidationError(
+            "This import is still under way, so whether reports count it cannot change yet. "
+            "Wait until it ends (its page shows the progress), then switch it.",
+            code="under_way",
+        )
+    if not locked.deals.exists():
+        raise ValidationError(
+            "This import brought no deals in, so there is nothing for reports to count or "
+            "leave out.",
+            code="no_deals",
+        )
     locked.in_reports = in_reports
     locked.save(update_fields=["in_reports"])
-    reflections = Reflection.objects.filter(opportunity__imported_from__history_import=locked)
+    reflections = Reflection.objects.filter(
+        opportunity__imported_from__history_import=locked, origin=Origin.IMPORTED
+    )
     dates = set(reflections.order_by().values_list("closed_date", flat=True).distinct())
     reflections.update(in_reports=in_reports)
     if dates:

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from imports import services
+from imports.models import ImportStatus
 
 # Both jobs are safe to run again: a lost database connection stops an import with its batches
 # so far committed and the retry resumes after them (history_import_run claims a stopped import
@@ -19,10 +20,16 @@ RERUNNABLE = {
 }
 
 
-@shared_task(name="imports.run", **RERUNNABLE)
-def run(import_id: int) -> str:
-    """Import a queued file, or resume it after its committed rows; returns its status."""
+@shared_task(name="imports.run", bind=True, **RERUNNABLE)
+def run(self, import_id: int) -> str:
+    """
+    Import a queued file, or resume it after its committed rows; returns its status. An import
+    still RUNNING afterwards belongs to another worker, or to one that died with its heartbeat
+    still fresh (a redelivered task): look again once it would count as stale.
+    """
     history_import = services.history_import_run(import_id=import_id)
+    if history_import is not None and history_import.status == ImportStatus.RUNNING:
+        raise self.retry(countdown=services.STALE_AFTER.total_seconds(), max_retries=12)
     return history_import.status if history_import else "missing"
 
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
-from imports import parsing, presets, selectors, services
+from imports import engine, parsing, presets, selectors, services
 from imports.forms import ColumnsForm, InReportsForm, MappingForm, UploadForm
 from imports.models import HistoryImport, ImportStatus, MappingAction, MappingKind, Preset
 from opportunities.models import Product
@@ -31,6 +31,8 @@ HEADER_BYTES = 1024 * 1024
 
 EDITABLE = {ImportStatus.UPLOADED, ImportStatus.CHECKED, ImportStatus.INVALID}
 UNDER_WAY = {ImportStatus.QUEUED, ImportStatus.RUNNING}
+# Imports whose deals may be counted in reports or left out (once they stopped, whatever way).
+SWITCHABLE = {ImportStatus.DONE, ImportStatus.CANCELLED, ImportStatus.FAILED}
 
 COLUMNS_FIRST = "Choose the file's columns first: some required ones have none yet."
 TEMPLATES = "admin/imports/historyimport/"
@@ -379,6 +381,8 @@ def check(request, model_admin, import_id: int):
     then shows its progress, polled by htmx, and reloads when it ends.
     """
     history_import = _import_for(model_admin, request, import_id)
+    if request.method == "POST" and history_import.status == ImportStatus.FAILED:
+        return _check_now(request, history_import)  # a stopped import is checked again
     if (response := _editable_or_redirect(request, history_import, checking=True)) is not None:
         return response
     if request.method == "POST":
@@ -402,6 +406,9 @@ def check(request, model_admin, import_id: int):
         history_import,
         "check",
         errors=history_import.errors[:ERRORS_SHOWN],
+        # A file this size is imported in one transaction; a larger one batch by batch.
+        whole=history_import.rows_total <= engine.single_transaction_rows(),
+        batch_rows=engine.batch_rows(),
         current=current,
         ready=history_import.status == ImportStatus.CHECKED
         and current
@@ -485,13 +492,20 @@ def page(request, model_admin, import_id: int):
         return redirect(_next_step_after_upload(history_import))
     if history_import.status in EDITABLE or history_import.status == ImportStatus.CHECKING:
         return redirect(_url("check", history_import))
+    stalled = services.history_import_run_stalled(history_import)
+    under_way = history_import.status in UNDER_WAY and not stalled
     context = _context(
         model_admin,
         request,
         f"Import of “{history_import.file_name}”",
         history_import,
         "change",
-        under_way=history_import.status in UNDER_WAY,
+        under_way=under_way,
+        stalled=stalled,
+        switchable=history_import.status in SWITCHABLE and history_import.deals_created > 0,
+        checkable=history_import.status == ImportStatus.FAILED
+        and not history_import.checked_fingerprint
+        and bool(history_import.file),
         percent=_percent(history_import.rows_done, history_import.rows_total),
         progress_url=_url("change", history_import),
         deals_url=f"{reverse('admin:imports_importeddeal_changelist')}"
@@ -500,7 +514,7 @@ def page(request, model_admin, import_id: int):
     )
     if request.htmx:
         response = TemplateResponse(request, TEMPLATES + "import.html#progress", context)
-        if history_import.status in UNDER_WAY:
+        if under_way:
             return response
         # Finished: the fragment's last version, and htmx stops asking (286).
         return HttpResponseStopPolling(response.render().content)

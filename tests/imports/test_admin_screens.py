@@ -110,6 +110,8 @@ def texts_of(response) -> str:
 
 def stored_import(admin_user, *, status=ImportStatus.RUNNING, **fields) -> HistoryImport:
     """An import row in a given state, for the pages that only show one."""
+    if status == ImportStatus.RUNNING:
+        fields.setdefault("heartbeat_at", timezone.now())  # a running import's worker beats
     history_import = HistoryImport(
         system="Salesforce",
         preset="salesforce",

@@ -143,3 +143,27 @@ def test_columns_can_be_chosen_by_hand(tmp_path, world):
 def test_only_an_admin_can_import(sf_file, rep):
     with pytest.raises(CommandError, match="No active administrator"):
         _run(sf_file, "--preset=salesforce", "--system=Salesforce", f"--as={rep.email}")
+
+
+def test_a_refused_column_cancels_the_upload_and_deletes_its_file(
+    tmp_path, world, settings, django_capture_on_commit_callbacks
+):
+    from pathlib import Path
+
+    path = tmp_path / "opportunities.csv"
+    path.write_text(salesforce_csv([sf_row(1)]), encoding="utf-8")
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(CommandError, match="The file has no column “Closed On”"),
+    ):
+        _run(
+            path,
+            "--preset=salesforce",
+            "--system=Salesforce",
+            f"--as={world.email}",
+            "--column=closed_date=Closed On",
+        )
+    assert HistoryImport.objects.get().status == "cancelled"
+    assert not HistoryImport.objects.get().file
+    stored = [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+    assert stored == []

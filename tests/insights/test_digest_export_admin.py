@@ -195,3 +195,27 @@ def test_teams_of_other_managers_are_not_in_a_digest(shifted, manager):
     UserFactory(team=extra)
     content = services.digest_content(manager=manager, today=d("2026-05-18"))
     assert [t.name for t in content["teams"]] == ["North"]
+
+
+def test_digest_says_how_many_of_a_teams_deals_were_imported(shifted, manager, north):
+    summary = InsightFact.objects.filter(
+        period_kind="quarter", scope_kind="team", scope_key=str(north.pk), dimension="summary"
+    )
+    assert summary.exists()
+    deals = summary.get(period_start__month=4).deals
+    summary.update(imported=3)
+
+    services.digest_send_all(today=d("2026-05-18"))
+
+    message = next(m for m in mail.outbox if m.to[0] == manager.email)
+    assert f"- North: {deals} closed (3 imported from another CRM), win rate" in message.body
+    html = message.alternatives[0][0]
+    assert f"{deals}<br><small>3 imported from another CRM</small>" in html
+
+
+def test_digest_says_nothing_of_imports_when_none_were(shifted, manager):
+    services.digest_send_all(today=d("2026-05-18"))
+
+    body = next(m.body for m in mail.outbox if m.to[0] == manager.email)
+    assert "imported from another CRM" not in body
+    assert "- North: " in body

@@ -61,9 +61,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--map-unknown",
             choices=["unknown", "skip"],
-            help="What texts with no saved mapping and no exact match mean: reasons become "
-            "“Unknown” (products cannot: their deals are skipped) or their deals are skipped. "
-            "Saved for the next file.",
+            help="What texts with no saved mapping and no exact match mean: with “unknown”, "
+            "reasons become “Unknown”, but a product cannot be unknown, so unmapped products "
+            "stop the command with a list of them (map them on the admin's import page, or use "
+            "“skip”); with “skip”, the deals of every such text are left out. Saved for the "
+            "next file.",
         )
         parser.add_argument(
             "--dry-run", action="store_true", help="Check the file and write nothing."
@@ -92,6 +94,7 @@ class Command(BaseCommand):
             raise CommandError(f"There is no file {path}.")
         options = {"date_format": opts["date_format"]} if opts["date_format"] else {}
         self._stored = ""
+        self._created = None
         try:
             if opts["dry_run"]:
                 with transaction.atomic():
@@ -104,6 +107,9 @@ class Command(BaseCommand):
             self.stdout.write("Dry run: nothing was saved.")
             return
         except ValidationError as exc:
+            if not opts["dry_run"] and self._created is not None:
+                # Nothing can come of this upload: cancel it, which deletes its stored file.
+                services.history_import_cancel(actor=actor, history_import=self._created)
             raise CommandError(_messages(exc)) from None
         finally:
             if opts["dry_run"] and self._stored:
@@ -127,6 +133,7 @@ class Command(BaseCommand):
                 options=options,
             )
         self._stored = history_import.file.name
+        self._created = history_import
         if columns:
             history_import = services.history_import_set_columns(
                 history_import=history_import, columns={**history_import.columns, **columns}
@@ -187,6 +194,8 @@ class Command(BaseCommand):
             f"skipped texts), {hi.companies_created} new companies, {hi.contacts_created} new "
             f"contacts, {hi.suppressions_derived} suppressions, {hi.error_count} problems."
         )
+        for warning in hi.check_warnings:
+            self.stderr.write(f"Warning: {warning}")
         for error in hi.errors:
             column = f", column “{error['column']}”" if error.get("column") else ""
             out.write(f"  line {error['row']}{column}: {error['message']}")
