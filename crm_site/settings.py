@@ -375,6 +375,9 @@ DEBRIEF_IMPORT_MAX_BYTES = env_int("DEBRIEF_IMPORT_MAX_BYTES", 32 * 1024 * 1024)
 DEBRIEF_IMPORT_MAX_COLUMNS = env_int("DEBRIEF_IMPORT_MAX_COLUMNS", 500)
 DEBRIEF_IMPORT_SINGLE_TRANSACTION_ROWS = env_int("DEBRIEF_IMPORT_SINGLE_TRANSACTION_ROWS", 5000)
 DEBRIEF_IMPORT_BATCH_ROWS = env_int("DEBRIEF_IMPORT_BATCH_ROWS", 2000)
+# An import left waiting (uploaded, checked, stopped) this many days is cancelled and its file,
+# which holds customers' names and e-mails, deleted (imports.expire_uploads, daily).
+DEBRIEF_IMPORT_KEEP_DAYS = env_int("DEBRIEF_IMPORT_KEEP_DAYS", 14)
 
 # Product settings.
 DEBRIEF_PIPELINE_PAGE_SIZE = env_int("DEBRIEF_PIPELINE_PAGE_SIZE", 25)

@@ -8,6 +8,7 @@ history_import_run), and afterwards history_import_set_in_reports. The work itse
 imports.engine; these functions hold the transactions, the statuses and the permissions.
 """
 
+import datetime
 import logging
 import os
 from collections import Counter
@@ -18,6 +19,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.models import User
@@ -752,6 +754,42 @@ def history_import_cancel(*, actor: User, history_import: HistoryImport) -> Hist
     locked.save(update_fields=["status", "finished_at"])
     transaction.on_commit(lambda: _delete_file(locked))
     return locked
+
+
+def history_imports_expire(*, now: datetime.datetime | None = None) -> int:
+    """
+    Cancel the imports left waiting (uploaded, checked, or stopped by an error) with no sign
+    of life for DEBRIEF_IMPORT_KEEP_DAYS, and delete their files: an uploaded export holds
+    customers' names and e-mails and is kept only while an import may still need it. The
+    deals a stopped import committed stay. Returns how many were cancelled. Run daily by beat.
+    """
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(days=settings.DEBRIEF_IMPORT_KEEP_DAYS)
+    waiting = HistoryImport.objects.filter(status__in=CHECKABLE).annotate(
+        last_seen=Greatest(
+            "created_at",
+            Coalesce("checked_at", "created_at"),
+            Coalesce("finished_at", "created_at"),
+            Coalesce("heartbeat_at", "created_at"),
+        )
+    )
+    expired = 0
+    for pk in waiting.filter(last_seen__lt=cutoff).values_list("pk", flat=True):
+        with transaction.atomic():
+            # Re-read under the lock: an admin may have started it meanwhile.
+            locked = (
+                HistoryImport.objects.select_for_update()
+                .filter(pk=pk, status__in=CHECKABLE)
+                .first()
+            )
+            if locked is None:
+                continue
+            locked.status = ImportStatus.CANCELLED
+            locked.finished_at = now
+            locked.save(update_fields=["status", "finished_at"])
+            transaction.on_commit(lambda hi=locked: _delete_file(hi))
+            expired += 1
+    return expired
 
 
 @transaction.atomic

@@ -38,3 +38,9 @@ def check(import_id: int) -> str:
     """Check (dry run) a large file marked CHECKING; returns its status."""
     history_import = services.history_import_check_run(import_id=import_id)
     return history_import.status if history_import else "missing"
+
+
+@shared_task(name="imports.expire_uploads")
+def expire_uploads() -> int:
+    """Cancel imports left waiting for DEBRIEF_IMPORT_KEEP_DAYS and delete their files."""
+    return services.history_imports_expire()

@@ -1,5 +1,5 @@
 """
-Every periodic task of Debrief's insights, declared in one place and installed into
+Every periodic task of Debrief, declared in one place and installed into
 django-celery-beat (after each migrate) so that administrators see and edit them in the Django
 admin under "Periodic tasks". Installing never overwrites an edited schedule: a task that
 exists by name is left as the admin set it.
@@ -52,6 +52,16 @@ SCHEDULES = [
         task="insights.sweep",
         minute="*/5",
         description="Safety net for refreshes after closes (every 5 minutes).",
+    ),
+    # An uploaded export holds customers' names and e-mails: it is kept only while its import
+    # may still go on. Named by task only, so that insights imports nothing of imports.
+    Schedule(
+        name="Imports: expire waiting uploads",
+        task="imports.expire_uploads",
+        minute="40",
+        hour="3",
+        description="Cancel history imports left waiting for DEBRIEF_IMPORT_KEEP_DAYS days "
+        "and delete their files (03:40 every night).",
     ),
 ]
 
