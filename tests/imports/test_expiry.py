@@ -12,7 +12,7 @@ from imports.models import HistoryImport, ImportStatus
 from insights import schedules
 from opportunities.models import Opportunity
 
-from .conftest import create, salesforce_csv, sf_row
+from .conftest import check_and_run, create, salesforce_csv, sf_row
 
 
 def _later(days: float):
@@ -56,10 +56,9 @@ def test_imports_under_way_or_finished_are_never_expired(
     world, settings, django_capture_on_commit_callbacks
 ):
     settings.DEBRIEF_IMPORT_KEEP_DAYS = 1
-    done = services.history_import_check(history_import=create(world, salesforce_csv([sf_row(1)])))
-    with django_capture_on_commit_callbacks(execute=True):
-        services.history_import_start(actor=world, history_import=done)
-    done.refresh_from_db()
+    done = check_and_run(
+        world, create(world, salesforce_csv([sf_row(1)])), django_capture_on_commit_callbacks
+    )
     assert done.status == ImportStatus.DONE
     running = create(world, salesforce_csv([sf_row(2)]), system="Other CRM")
     HistoryImport.objects.filter(pk=running.pk).update(status=ImportStatus.RUNNING)
