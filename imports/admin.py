@@ -5,6 +5,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from crm_site.admin import ReadOnlyAdmin
 from imports import views
 from imports.models import HistoryImport, ImportedDeal, MappingAction, MappingKind, ValueMapping
 
@@ -141,7 +142,7 @@ class ValueMappingAdmin(admin.ModelAdmin):
 
 
 @admin.register(ImportedDeal)
-class ImportedDealAdmin(admin.ModelAdmin):
+class ImportedDealAdmin(ReadOnlyAdmin):
     """Read-only: which deal each row of which import became, with its own words."""
 
     list_display = ("external_id", "system_key", "deal", "history_import", "row", "reason_text")
@@ -163,12 +164,3 @@ class ImportedDealAdmin(admin.ModelAdmin):
     def deal(self, obj):
         url = reverse("admin:opportunities_opportunity_change", args=[obj.opportunity_id])
         return format_html('<a href="{}">{}</a>', url, obj.opportunity)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

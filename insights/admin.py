@@ -4,19 +4,9 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from crm_site.admin import ReadOnlyAdmin
 from insights import queue
 from insights.models import DigestDelivery, InsightFact, InsightRun, PendingPeriod
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(InsightRun)

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 
+from crm_site.admin import ReadOnlyAdmin
 from opportunities.models import Competitor, Opportunity, Product, ProductLine, StageChange
 
 
@@ -132,7 +133,7 @@ class OpportunityAdmin(admin.ModelAdmin):
 
 
 @admin.register(StageChange)
-class StageChangeAdmin(admin.ModelAdmin):
+class StageChangeAdmin(ReadOnlyAdmin):
     """Stage history is an audit trail: readable, never edited by hand."""
 
     list_display = ("opportunity", "from_stage", "to_stage", "changed_by", "changed_at")
@@ -141,12 +142,3 @@ class StageChangeAdmin(admin.ModelAdmin):
     search_fields = ("opportunity__title", "changed_by__full_name", "changed_by__email")
     raw_id_fields = ("opportunity", "changed_by")
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
