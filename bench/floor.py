@@ -30,12 +30,13 @@ from django.template import Context, Engine
 from django.utils import timezone
 
 from accounts.models import Role, User
-from customers.models import Company, Contact, Suppression
+from customers.models import Company, Contact
 from insights.models import Dimension, InsightFact, PeriodKind, ScopeKind, Source
 from insights.periods import Period
 from opportunities.models import CLOSED_STAGES, OPEN_STAGES, Opportunity, Product, ProductLine
 from opportunities.views import PIPELINE_COUNT_CAP
 from reflections.models import CallDebrief, Reflection
+from suppressions.models import Suppression
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # As the pages show them (opportunities/brief.py, reflections/selectors.py, insights/selectors.py).

@@ -426,16 +426,17 @@ def close_post(client: Client, closer, plan: Plan) -> Result:
 
 
 def suppression_check(plan: Plan, requester_id: int) -> Result:
-    """customers.suppression.check for a mix of suppressed and clear pitches."""
-    from customers import suppression
-    from customers.models import Company, Suppression
+    """suppressions.decisions.check for a mix of suppressed and clear pitches."""
+    from customers.models import Company
     from opportunities.models import Product
+    from suppressions import decisions
+    from suppressions.models import Suppression
 
     today = timezone.localdate()
     products = list(Product.objects.order_by("id"))
     pitches = []
     active = (
-        Suppression.objects.filter(suppression.active_on(today))
+        Suppression.objects.filter(decisions.active_on(today))
         .select_related("product")
         .order_by("id")[:50]
     )
@@ -450,7 +451,7 @@ def suppression_check(plan: Plan, requester_id: int) -> Result:
 
     def check(i: int) -> None:
         company_id, contact_id, product_id, line_id = pitches[i % len(pitches)]
-        suppression.check(
+        decisions.check(
             company_id=company_id,
             contact_id=contact_id,
             product_id=product_id,
@@ -463,7 +464,7 @@ def suppression_check(plan: Plan, requester_id: int) -> Result:
         "suppression_check_single",
         timing,
         TARGETS_MS["suppression_check_single"],
-        note=f"customers.suppression.check over {len(pitches)} pitches, half suppressed",
+        note=f"suppressions.decisions.check over {len(pitches)} pitches, half suppressed",
     )
 
 
@@ -566,7 +567,7 @@ def measure_call_list(user, rows: int, iterations: int) -> dict:
     100-row warm-up) to the peak while checking.
     """
     client = client_for(user)
-    url = reverse("customers:call_list_check")
+    url = reverse("suppressions:call_list_check")
     body = call_list_csv(rows)
     small = call_list_csv(100)
 

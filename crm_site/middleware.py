@@ -3,7 +3,7 @@ The edge rule for text from outside: a query string or form field holding a NUL 
 that are not UTF-8 text, is refused with a 400 before any view (or query) sees it. No field of
 the project can store such a value (PostgreSQL text cannot hold a NUL), so it is never real
 input, and refusing it here spares every view its own check. The JSON API checks its own body
-(customers.api), and every error under /api/ is answered in JSON (ApiJsonErrorsMiddleware).
+(suppressions.api), and every error under /api/ is answered in JSON (ApiJsonErrorsMiddleware).
 """
 
 import logging

@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "accounts",
     "customers",
     "opportunities",
+    "suppressions",
     "reflections",
     "surveys",
     "insights",
@@ -143,7 +144,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "customers.context_processors.decisions_waiting",
+                "suppressions.context_processors.decisions_waiting",
             ],
         },
     },
@@ -419,6 +420,7 @@ LOGGING = {
 DEBRIEF_DEMO_STEPS = [
     "accounts.demo.seed",
     "customers.demo.seed",
+    "suppressions.demo.seed",
     "opportunities.demo.seed",
     "reflections.demo.seed",
     "surveys.demo.seed",
@@ -429,11 +431,17 @@ DEBRIEF_DEMO_PASSWORD = "debrief-demo-2026"
 # The company page (the pre-call brief) shows the sections these functions return; later apps
 # add theirs here so that customers never imports them.
 DEBRIEF_BRIEF_SECTIONS = [
+    "suppressions.brief.sections",
     "opportunities.brief.sections",
     "reflections.brief.sections",
     "surveys.brief.sections",
     "insights.brief.sections",
 ]
+# Likewise for a user's home (My plan): a manager's exception requests waiting for a decision.
+DEBRIEF_HOME_SECTIONS = ["suppressions.brief.home_sections"]
+# The pipeline asks this module before a pitch (opportunities/guard.py): the suppressions app,
+# which reads the pipeline and so cannot be imported by it.
+DEBRIEF_PITCH_GUARD = "suppressions.guard"
 # Likewise for the deal page: closing with a reflection, reopening, the reflection history.
 DEBRIEF_DEAL_SECTIONS = [
     "reflections.brief.deal_sections",

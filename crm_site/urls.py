@@ -3,7 +3,7 @@ from django.urls import include, path
 
 from accounts.urls import auth_urlpatterns
 from crm_site import health, views
-from customers import api
+from suppressions import api
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("customers.urls")),
     path("", include("opportunities.urls")),
+    path("", include("suppressions.urls")),
     path("", include("reflections.urls")),
     path("", include("surveys.urls")),
     path("", include("insights.urls")),

@@ -12,8 +12,6 @@ from random import Random
 from django.utils import timezone
 
 from accounts.demo import DemoContext
-from accounts.models import Role, User
-from customers import suppression
 from customers.models import Company, Contact, Region, Segment, SizeBand
 from customers.normalize import normalize_domain, normalize_email, normalize_phone
 
@@ -209,7 +207,6 @@ def seed(ctx: DemoContext) -> None:
         ctx.log("  companies already exist; left as they are")
         return
     rng = ctx.rng
-    admin = User.objects.filter(role=Role.ADMIN).order_by("id").first()
     total = COMPANIES[ctx.scale]
     names = _Names()
     now = timezone.now()
@@ -233,10 +230,10 @@ def seed(ctx: DemoContext) -> None:
         Company.objects.bulk_create(batch, batch_size=BATCH_SIZE)
         contacts = [c for company in batch for c in _contacts_for(rng, company)]
         Contact.objects.bulk_create(contacts, batch_size=BATCH_SIZE)
-        # About 3% asked not to be contacted: recorded as suppressions, which set the flag.
-        declined = [c for c in contacts if rng.random() < 0.03]
-        suppression.do_not_contact_add_many(
-            actor=admin, contacts=declined, note="Asked not to be contacted."
+        # About 3% asked not to be contacted: the suppressions app's demo step records them
+        # as do-not-contact suppressions, which set the flag.
+        ctx.data.setdefault("asked_not_to_be_contacted", []).extend(
+            c.pk for c in contacts if rng.random() < 0.03
         )
         made_companies += len(batch)
         made_contacts += len(contacts)

@@ -13,7 +13,7 @@ from django_htmx.http import reswap, retarget
 
 from accounts import access
 from crm_site import sections
-from customers import selectors, services, suppression
+from customers import selectors, services
 from customers.forms import CompanyForm, CompanySearchForm, ContactForm
 from customers.models import Company
 from customers.selectors import contacts_of
@@ -46,21 +46,15 @@ def company_list(request):
 
 def _brief_context(request, company: Company, contact_form: ContactForm) -> dict:
     """
-    The pre-call brief: the company's own facts, contacts and suppressions, plus the sections
-    later apps add (deals, past reflections, debriefs, the objection playbook).
+    The pre-call brief: the company's own facts and contacts, plus the sections later apps add
+    (what not to pitch, deals, past reflections, debriefs, the objection playbook).
     """
     # The contacts prefetched by selectors.company_for_brief, or read here.
     contacts = list(company.contacts.all())
-    suppressions = selectors.suppressions_of(company, contacts=contacts)
-    for row in (*suppressions["active"], *suppressions["ended"]):
-        row.description = suppression.describe(row)
     return {
         "company": company,
         "contacts": contacts,
         "contact_form": contact_form,
-        "suppressions": suppressions,
-        "suppression_groups": selectors.group_suppressions(suppressions["active"]),
-        "can_lift": suppression.can_lift(request.user),
         "can_edit": access.can_edit_company(
             request.user, company, owns_deal=getattr(company, "user_owns_deal", None)
         ),

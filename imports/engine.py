@@ -21,7 +21,6 @@ from django.db.models import Case, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from customers import suppression
 from customers.models import Company, Contact, Region, Segment, SizeBand
 from customers.normalize import normalize_domain
 from imports import parsing
@@ -40,6 +39,8 @@ from reflections.models import (
     Reason,
     Reflection,
 )
+from suppressions import services as suppressions_services
+from suppressions.models import SuppressionRule
 
 NO_REASON = "(no reason given)"
 NO_PRODUCT = "(no product given)"
@@ -218,7 +219,7 @@ class Context:
             if names[" ".join(name.split()).casefold()] == 1
         }
         self.rules: dict[str, list] = {}
-        for rule in suppression.SuppressionRule.objects.filter(active=True):
+        for rule in SuppressionRule.objects.filter(active=True):
             self.rules.setdefault(rule.trigger_outcome, []).append(rule)
         self._prompt_sets: dict[tuple[str, int], PromptSet | None] = {}
         self.seen_ids: dict[str, int] = {}
@@ -805,7 +806,7 @@ def write_batch(ctx: Context, deals: list[Deal], *, actor_id: int) -> tuple[Coun
     )
     for o, d in zip(opportunities, new, strict=True):
         o.product = ctx.products[d.product_id]  # _derived reads the product's line
-    derived = suppression.derive_for_history(
+    derived = suppressions_services.derive_for_history(
         [(o, d.outcome, d.closed) for o, d in zip(opportunities, new, strict=True)],
         rules=ctx.rules,
         on=ctx.today,

@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts import access
 from accounts.models import Role, User
 from crm_site.urlmakers import id_url
-from customers import suppression
+from opportunities.guard import guard
 from opportunities.models import OPEN_STAGES, Opportunity, Product
 
 
@@ -46,7 +46,7 @@ PIPELINE_COLUMNS = (
     "product__name",
     "product__line__name",
     "owner__full_name",
-    # What suppression.flags_for_deals() needs to flag the deals a suppression now covers.
+    # What the pitch guard's flags_for_deals() needs to flag the deals a suppression now covers.
     "company_id",
     "contact_id",
     "product_id",
@@ -183,7 +183,7 @@ def board_for(user: User) -> list[dict]:
     detail_url, move_url = id_url("opportunities:detail"), id_url("opportunities:move")
     close_urls = [(id_url("reflections:close", outcome), label) for outcome, label in CLOSE_AS]
     every_card = [card for column in cards.values() for card in column]
-    flags = suppression.flags_for_deals(
+    flags = guard().flags_for_deals(
         (c.pk, c.company_id, c.contact_id, c.product_id, c.product.line_id) for c in every_card
     )
     for card in every_card:

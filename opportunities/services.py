@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from accounts import access
 from accounts.models import User
-from customers import suppression
 from customers.models import Company, Contact
+from opportunities.guard import Verdict, guard
 from opportunities.models import (
     OPEN_STAGES,
     Competitor,
@@ -31,13 +31,13 @@ def pitch_verdict(
     product: Product,
     opportunity: Opportunity | None = None,
     requester: User | None = None,
-) -> suppression.Verdict:
+) -> Verdict:
     """
     The suppression verdict for pitching this product to this company / contact today. This
     is the single enforcement hook: create, edit and reopen all call it. An override a
     manager approved for the requester (or for this very deal) lets the pitch through.
     """
-    return suppression.check(
+    return guard().check(
         company_id=company.pk,
         contact_id=contact.pk if contact else None,
         product_id=product.pk,
@@ -66,7 +66,7 @@ def _check_next_step(next_step: str, next_step_due: datetime.date | None) -> Non
         raise ValidationError({"next_step": "Say what the next step is, not only when."})
 
 
-def _check_block(company, contact, product, owner, opportunity=None) -> suppression.Verdict:
+def _check_block(company, contact, product, owner, opportunity=None) -> Verdict:
     verdict = pitch_verdict(
         company=company,
         contact=contact,
@@ -131,7 +131,7 @@ def opportunity_create(
     )
     opportunity.full_clean()
     opportunity.save()
-    suppression.use_override(verdict, opportunity.pk)
+    guard().use_override(verdict, opportunity.pk)
     _record_stage(opportunity, "", actor)
     return opportunity
 
@@ -197,7 +197,7 @@ def opportunity_update(*, actor: User, opportunity: Opportunity, **changes) -> O
     locked.full_clean()
     locked.save()
     if verdict is not None:
-        suppression.use_override(verdict, locked.pk)
+        guard().use_override(verdict, locked.pk)
     if locked.stage != old_stage:
         _record_stage(locked, old_stage, actor)
     return locked

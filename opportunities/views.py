@@ -23,7 +23,6 @@ from crm_site import sections
 from crm_site.forms import add_service_errors
 from crm_site.pagination import KeysetPaginator
 from customers import selectors as customer_selectors
-from customers import suppression
 from opportunities import selectors, services
 from opportunities.filters import (
     SORT_LABELS,
@@ -33,6 +32,7 @@ from opportunities.filters import (
     parse_sort,
 )
 from opportunities.forms import CONTACT_OPTIONS_LIMIT, OpportunityForm, contact_label
+from opportunities.guard import guard
 from opportunities.models import OPEN_STAGES, Opportunity, StageChange
 
 PIPELINE_COUNT_CAP = 1000
@@ -46,7 +46,7 @@ def _wants_fragment(request) -> bool:
 
 def deal_flags(rows: list[dict]) -> dict:
     """The suppression flags of the open deals among pipeline rows (see flags_for_deals)."""
-    return suppression.flags_for_deals(
+    return guard().flags_for_deals(
         (r["id"], r["company_id"], r["contact_id"], r["product_id"], r["product__line_id"])
         for r in rows
         if r["stage"] in OPEN_STAGES

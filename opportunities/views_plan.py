@@ -9,9 +9,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import retarget
 
+from crm_site import sections
 from crm_site.forms import add_service_errors
 from crm_site.redirects import safe_next
-from customers import selectors as customer_selectors
 from opportunities import selectors, services
 from opportunities.forms import NextStepForm, StageMoveForm
 
@@ -62,19 +62,13 @@ def _plan_context(user) -> dict:
     return {"plan": selectors.plan_for(user)}
 
 
-# Requests shown on a manager's home; the rest are a link away, on the Exceptions page.
-WAITING_SHOWN = 5
-
-
 @login_required
 def plan(request):
     context = _plan_context(request.user)
     if request.htmx:
         return render(request, "opportunities/plan.html#plan", context)
-    if not request.user.is_rep:
-        # A manager's (or admin's) home starts with what waits for their decision.
-        waiting = customer_selectors.overrides_waiting_for(request.user)
-        context["waiting"] = list(waiting[:WAITING_SHOWN])
+    # Later apps add theirs on top (a manager's requests waiting for a decision).
+    context["sections"] = sections.collect("DEBRIEF_HOME_SECTIONS", request=request)
     return render(request, "opportunities/plan.html", context)
 
 

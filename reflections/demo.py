@@ -15,14 +15,7 @@ from django.utils import timezone
 
 from accounts.demo import DemoContext
 from accounts.models import Role, User
-from customers import suppression
-from customers.models import (
-    Contact,
-    OverrideStatus,
-    Suppression,
-    SuppressionOverride,
-    SuppressionRule,
-)
+from customers.models import Contact
 from opportunities.models import CLOSED_STAGES, Competitor, Opportunity
 from reflections.models import (
     Answer,
@@ -34,6 +27,9 @@ from reflections.models import (
     Reason,
     Reflection,
 )
+from suppressions import decisions
+from suppressions import services as suppressions_services
+from suppressions.models import OverrideStatus, Suppression, SuppressionOverride, SuppressionRule
 
 BATCH = 2000
 
@@ -342,7 +338,8 @@ def _debriefs(ctx: DemoContext) -> int:
 
 def _suppressions(ctx: DemoContext) -> int:
     created = sum(
-        suppression.rule_rebuild(rule=rule) for rule in SuppressionRule.objects.filter(active=True)
+        suppressions_services.rule_rebuild(rule=rule)
+        for rule in SuppressionRule.objects.filter(active=True)
     )
     admin = User.objects.filter(role=Role.ADMIN).first()
     contacts = list(
@@ -355,7 +352,7 @@ def _suppressions(ctx: DemoContext) -> int:
     ]
     for pk in ctx.rng.sample(contacts, min(8, len(contacts))):
         contact = Contact.objects.select_related("company").get(pk=pk)
-        suppression.do_not_contact_add(
+        suppressions_services.do_not_contact_add(
             actor=admin, company=contact.company, contact=contact, note=ctx.rng.choice(notes)
         )
     return created
@@ -374,7 +371,7 @@ def _overrides(ctx: DemoContext) -> None:
             source_opportunity__isnull=False,
             product__isnull=False,
         )
-        .filter(suppression.active_on(timezone.localdate()))
+        .filter(decisions.active_on(timezone.localdate()))
         .select_related("source_opportunity", "product", "company", "contact")
         .order_by("id")[:2]
     )

@@ -1,6 +1,7 @@
 """
 Closing a deal is reflecting on it: the stage, the closed date, the reflection and its answers
-(and, through customers, the suppressions the rules derive) are saved in one transaction.
+(and the suppressions that the rules derive, through the suppressions app) are saved in one
+transaction.
 """
 
 import datetime
@@ -13,7 +14,6 @@ from django.utils import timezone
 
 from accounts import access
 from accounts.models import User
-from customers import suppression
 from opportunities import services as opportunity_services
 from opportunities.models import OPEN_STAGES, Competitor, Opportunity, Stage, StageChange
 from reflections import selectors, signals
@@ -31,6 +31,7 @@ from reflections.models import (
     Reflection,
     ReflectionRevision,
 )
+from suppressions import services as suppressions_services
 
 
 @dataclass
@@ -197,7 +198,7 @@ def opportunity_close(
         closed_date=closed_on,
     )
     _save_answers(reflection, checked.answers)
-    suppression.derive_for_close(opportunity=locked, outcome=outcome, closed_on=closed_on)
+    suppressions_services.derive_for_close(opportunity=locked, outcome=outcome, closed_on=closed_on)
     signals.reflection_submitted.send(sender=Reflection, reflection=reflection, created=True)
     return reflection
 
@@ -222,7 +223,7 @@ def opportunity_reopen(*, actor: User, opportunity: Opportunity) -> Opportunity:
     if locked.is_open:
         raise ValidationError("This deal is already open.")
     # The deal's own suppressions end with its reopening; any other one still blocks it.
-    suppression.lift_for_reopen(opportunity=locked, actor=actor)
+    suppressions_services.lift_for_reopen(opportunity=locked, actor=actor)
     verdict = opportunity_services.pitch_verdict(
         company=locked.company,
         contact=locked.contact,
@@ -232,7 +233,7 @@ def opportunity_reopen(*, actor: User, opportunity: Opportunity) -> Opportunity:
     )
     if verdict.blocked:
         raise verdict.error()
-    suppression.use_override(verdict, locked.pk)
+    suppressions_services.use_override(verdict, locked.pk)
     old_stage = locked.stage
     locked.stage = _last_open_stage(locked)
     locked.closed_date = None

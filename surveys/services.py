@@ -22,10 +22,11 @@ from django.utils.formats import date_format
 
 from accounts import access
 from accounts.models import User
-from customers.models import Contact, Suppression, SuppressionReason
-from customers.suppression import active_on
+from customers.models import Contact
 from opportunities.models import Competitor, Opportunity
 from reflections.models import Origin, Reason, Reflection
+from suppressions.decisions import active_on
+from suppressions.models import Suppression, SuppressionReason
 from surveys import signals, tokens
 from surveys.models import (
     ASKED,

@@ -211,7 +211,16 @@ def defaults(db):
     import_module("reflections.migrations.0002_default_taxonomy_and_prompt_sets").create_defaults(
         apps, None
     )
-    import_module("customers.migrations.0003_default_suppression_rules").create_rules(apps, None)
+    # The rules' data migration predates the suppressions app (its models were customers').
+    from suppressions.models import SuppressionRule
+
+    if not SuppressionRule.objects.exists():
+        for name, outcome, scope, target, days in import_module(
+            "customers.migrations.0003_default_suppression_rules"
+        ).RULES:
+            SuppressionRule.objects.create(
+                name=name, trigger_outcome=outcome, scope=scope, target=target, days=days
+            )
     import_module("surveys.migrations.0002_default_templates").create(apps, None)
 
 

@@ -17,13 +17,13 @@ from django.db import DatabaseError, connection
 from django.urls import reverse
 
 from crm_site.celery import app
-from customers.models import Suppression
 from insights import queue as insight_queue
 from insights import services as insight_services
 from insights import tasks as insight_tasks
 from insights.models import InsightFact, InsightRun, PendingPeriod, RunStatus
 from opportunities.models import Opportunity, Stage, StageChange
 from reflections.models import Reflection
+from suppressions.models import Suppression
 from tests.conftest import _unavailable
 from tests.factories import OpportunityFactory
 from tests.reflections.conftest import lost_answers
@@ -311,14 +311,14 @@ def test_a_whole_worker_killed_mid_rebuild_is_seen_within_a_lease_and_redone(
 
 @pytest.mark.django_db
 def test_a_database_error_in_the_middle_of_a_close_saves_nothing(rep, lost_set, monkeypatch):
-    from customers import suppression
+    from suppressions import services as suppressions_services
 
     deal = OpportunityFactory(owner=rep, stage=Stage.PROPOSAL)
 
     def broken(**kwargs):
         raise DatabaseError("could not extend file: No space left on device")
 
-    monkeypatch.setattr(suppression, "derive_for_close", broken)
+    monkeypatch.setattr(suppressions_services, "derive_for_close", broken)
     with pytest.raises(DatabaseError):
         close(rep, deal, lost_answers(lost_set))
     deal.refresh_from_db()

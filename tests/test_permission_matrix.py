@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import pytest
 from django.urls import URLResolver, get_resolver, reverse
 
-from customers import suppression
-from customers.models import SuppressionOverride
 from reflections.models import Outcome
+from suppressions import decisions
+from suppressions.models import SuppressionOverride
 from surveys import tokens as survey_tokens
 from tests.factories import CompanyFactory, ContactFactory, OpportunityFactory, ProductFactory
 from tests.reflections.conftest import lost_answers
@@ -78,13 +78,13 @@ MATRIX: dict[str, Entry] = {
     # A shared record: managers and admins edit any; a rep one they added or sell to.
     "customers:company_edit": Entry(args=("{company}",), expect=scoped(other_manager=200)),
     "customers:contact_create": Entry(args=("{company}",), expect=405),
-    "customers:call_list_check": Entry(),
-    "customers:pitch_status": Entry(query="?company={company}&product={product}"),
-    "customers:override_list": Entry(),
-    "customers:override_request": Entry(
+    "suppressions:call_list_check": Entry(),
+    "suppressions:pitch_status": Entry(query="?company={company}&product={product}"),
+    "suppressions:override_list": Entry(),
+    "suppressions:override_request": Entry(
         query="?company={company}&contact={contact}&product={product}"
     ),
-    "customers:override_decide": Entry(
+    "suppressions:override_decide": Entry(
         args=("{override}",),
         method="post",
         data={"decision": "approve"},
@@ -92,10 +92,10 @@ MATRIX: dict[str, Entry] = {
         expect=scoped(inside=302, rep=404),
         anonymous=LOGIN,
     ),
-    "customers:suppression_lift": Entry(
+    "suppressions:suppression_lift": Entry(
         args=("{suppression}",), expect=scoped(rep=404, other_manager=200)
     ),
-    "customers:do_not_contact": Entry(args=("{company}",)),
+    "suppressions:do_not_contact": Entry(args=("{company}",)),
     "opportunities:pipeline": Entry(),
     "opportunities:create": Entry(),
     "opportunities:detail": Entry(args=("{deal}",), expect=scoped()),
@@ -169,7 +169,7 @@ def world(rep, other_rep, manager, other_manager, admin_user, lost_set):
         requested_by=rep,
         justification="They asked us to call back.",
     )
-    assert suppression.check(
+    assert decisions.check(
         company_id=company.pk,
         contact_id=contact.pk,
         product_id=product.pk,

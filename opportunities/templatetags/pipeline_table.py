@@ -86,7 +86,7 @@ class _Formats:
 def pipeline_rows(deals: list[dict], show_owner: bool, flags: dict | None = None) -> SafeString:
     """
     The <tr>s of the pipeline table for these deals (rows of selectors.pipeline_for); `flags`
-    are the suppression flags of the open ones (suppression.flags_for_deals), by deal id.
+    are the suppression flags of the open ones (the pitch guard's flags_for_deals), by deal id.
     """
     flags = flags or {}
     today = timezone.localdate()

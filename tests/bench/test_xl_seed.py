@@ -11,10 +11,11 @@ from django.db.models import Count, Exists, OuterRef, Q
 from accounts import demo as accounts_demo
 from bench.copyload import copy_bulk_create, copy_rows
 from customers import demo as customers_demo
-from customers.models import Company, Contact, Suppression, SuppressionReason
+from customers.models import Company, Contact
 from opportunities import demo as opportunities_demo
 from opportunities.models import CLOSED_STAGES, Competitor, Opportunity
 from reflections.models import Answer, Reflection
+from suppressions.models import Suppression, SuppressionReason
 from surveys.models import SurveyAnswer
 
 FRACTION = 0.002  # 200 companies, 2,000 contacts, 2,000 deals
@@ -89,7 +90,7 @@ def test_xl_scale_seeds_coherent_data_with_copy_on_postgresql(settings, monkeypa
     assert {
         "customers.Company",
         "customers.Contact",
-        "customers.Suppression",
+        "suppressions.Suppression",
         "opportunities.Opportunity",
         "reflections.Reflection",
         "reflections.Answer",

@@ -60,7 +60,7 @@ def test_an_overlong_login_name_is_a_failed_login_not_an_error(client):
 @pytest.mark.parametrize("value", ["²", "١٢", "-1", "0", "1e3", " 7"])
 def test_ids_in_query_strings_are_ascii_digits_or_nothing(rep_client, value):
     """ "²" passes str.isdigit() but not int(): such a value is no id, not an error."""
-    response = rep_client.get(reverse("customers:pitch_status"), {"company": value})
+    response = rep_client.get(reverse("suppressions:pitch_status"), {"company": value})
     assert response.status_code == 200
 
 

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from customers import suppression
+from suppressions import services as suppressions_services
 from tests.factories import CompanyFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,11 +64,11 @@ def test_security_headers_and_cookies_in_production_settings(client, settings):
 
 def test_lifting_a_suppression_is_audited_with_its_actor(manager_client, manager, rep):
     company = CompanyFactory()
-    dnc = suppression.do_not_contact_add(
+    dnc = suppressions_services.do_not_contact_add(
         actor=rep, company=company, contact=ContactFactory(company=company), note="Asked"
     )
     response = manager_client.post(
-        reverse("customers:suppression_lift", args=[dnc.pk]), {"reason": "Called us back"}
+        reverse("suppressions:suppression_lift", args=[dnc.pk]), {"reason": "Called us back"}
     )
     assert response.status_code == 302
     entry = LogEntry.objects.get_for_object(dnc).filter(action=LogEntry.Action.UPDATE).get()
@@ -77,7 +77,7 @@ def test_lifting_a_suppression_is_audited_with_its_actor(manager_client, manager
 
 
 def test_audit_trail_is_visible_in_admin(admin_client_, rep):
-    suppression.do_not_contact_add(actor=rep, company=CompanyFactory(), note="Asked")
+    suppressions_services.do_not_contact_add(actor=rep, company=CompanyFactory(), note="Asked")
     response = admin_client_.get(reverse("admin:auditlog_logentry_changelist"))
     assert response.status_code == 200 and b"suppression" in response.content.lower()
 

@@ -157,7 +157,8 @@ def test_seed_demo_builds_a_lived_in_pipeline_once(settings):
     assert 0.15 <= agree <= 0.5, agree
 
     # Do-not-contact has one source of truth: every flagged contact has an active suppression.
-    from customers.models import Contact, Suppression
+    from customers.models import Contact
+    from suppressions.models import Suppression
 
     flagged = set(Contact.objects.filter(do_not_contact=True).values_list("pk", flat=True))
     suppressed = set(

@@ -272,8 +272,8 @@ def test_company_page_with_every_section_filled_keeps_its_query_count(
     client, rep, teammate, manager, acme
 ):
     """Suppressions (active, ended, lifted), debriefs with objections, deals, contacts."""
-    from customers.models import Suppression, SuppressionReason, SuppressionScope
     from reflections.models import CallDebrief, Objection
+    from suppressions.models import Suppression, SuppressionReason, SuppressionScope
 
     today = timezone.localdate()
     product = ProductFactory(name="Ledger Pro")

@@ -11,9 +11,9 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
 from crm_site.celery import app as celery_app
-from customers.models import OverrideStatus, SuppressionOverride
 from opportunities.models import Opportunity, Stage
 from reflections.models import CallDebrief, Reflection
+from suppressions.models import OverrideStatus, SuppressionOverride
 from tests.e2e.conftest import login, logout, shot
 from tests.factories import CompanyFactory, ContactFactory, ProductFactory, ProductLineFactory
 

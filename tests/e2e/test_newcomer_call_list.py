@@ -11,11 +11,11 @@ import io
 import pytest
 from django.conf import settings
 
-from customers import suppression
 from reflections.models import Outcome
-from tests.customers.test_suppression import closed, won_data
+from suppressions import services as suppressions_services
 from tests.e2e.conftest import axe_violations, login, shot
 from tests.factories import CompanyFactory, ContactFactory, ProductFactory
+from tests.suppressions.test_suppression import closed, won_data
 
 PASSWORD = settings.DEBRIEF_DEMO_PASSWORD
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -35,7 +35,9 @@ def campaign(rep, defaults):
     dana = ContactFactory(
         company=brightwater, full_name="Dana Dee", email="dana@brightwater.example"
     )
-    suppression.do_not_contact_add(actor=rep, company=brightwater, contact=dana, note="Asked")
+    suppressions_services.do_not_contact_add(
+        actor=rep, company=brightwater, contact=dana, note="Asked"
+    )
     northwind = CompanyFactory(name="Northwind", domain="northwind.example")
     nora = ContactFactory(company=northwind, full_name="Nora North", phone="0161 496 0123")
     closed(rep, northwind, nora, ProductFactory(), Outcome.WON, won_data())

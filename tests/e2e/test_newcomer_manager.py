@@ -12,17 +12,17 @@ import pytest
 from django.conf import settings
 from django.utils import dateformat, timezone
 
-from customers import suppression
-from customers.models import (
+from insights import services as insight_services
+from insights.models import InsightRun, RunKind, RunStatus
+from opportunities.models import Stage
+from suppressions import decisions
+from suppressions.models import (
     OverrideStatus,
     Suppression,
     SuppressionOverride,
     SuppressionReason,
     SuppressionScope,
 )
-from insights import services as insight_services
-from insights.models import InsightRun, RunKind, RunStatus
-from opportunities.models import Stage
 from tests.e2e.conftest import axe_violations, login, logout, shot
 from tests.factories import CompanyFactory, ContactFactory, OpportunityFactory, ProductFactory
 from tests.insights.conftest import Closer
@@ -42,7 +42,7 @@ def test_a_manager_sees_what_waits_for_them_and_decides_it_from_home(
     company = CompanyFactory(name="Brightwater Foods")
     dana = ContactFactory(company=company, full_name="Dana Buyer")
     product = ProductFactory(name="Card Terminal")
-    today = suppression.today()
+    today = decisions.today()
     Suppression.objects.create(
         company=company,
         contact=dana,

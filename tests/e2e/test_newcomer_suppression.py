@@ -15,9 +15,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from customers import suppression
-from customers.models import Suppression, SuppressionReason
 from opportunities.models import Opportunity, Stage
+from suppressions import decisions
+from suppressions import services as suppressions_services
+from suppressions.models import Suppression, SuppressionReason
 from tests.e2e.conftest import SCREENSHOTS, axe_violations, login, opened_page, shot
 from tests.factories import (
     CompanyFactory,
@@ -61,7 +62,9 @@ def closed_as(outcome: str, **fields) -> Opportunity:
     """A deal closed today, with the suppressions the default rules derive from it (the close
     service's own step: won gives "bought", lost gives "declined")."""
     deal = OpportunityFactory(stage=outcome, closed_date=timezone.localdate(), **fields)
-    suppression.derive_for_close(opportunity=deal, outcome=outcome, closed_on=deal.closed_date)
+    suppressions_services.derive_for_close(
+        opportunity=deal, outcome=outcome, closed_on=deal.closed_date
+    )
     return deal
 
 
@@ -87,7 +90,7 @@ def test_a_do_not_contact_contact_is_refused_on_the_deal_form_and_the_call_list(
         company=company, full_name="Sam Open", email="sam@harbourmills.example"
     )
     product = ProductFactory(line=payments, name="Card Terminal")
-    suppression.do_not_contact_add(
+    suppressions_services.do_not_contact_add(
         actor=manager, company=company, contact=quiet, note="Asked not to be called again"
     )
     login(page, rep.email, PASSWORD)
@@ -184,7 +187,7 @@ def test_an_open_deal_under_a_later_bought_suppression_is_flagged_and_stays_work
     )
     bought = Suppression.objects.get()
     assert bought.reason == SuppressionReason.BOUGHT and bought.starts_on == timezone.localdate()
-    label = f"Suppressed until {suppression._fmt(bought.until)}"
+    label = f"Suppressed until {decisions._fmt(bought.until)}"
     login(page, rep.email, PASSWORD)
 
     # The pipeline row carries the flag; the other deal does not.

@@ -13,13 +13,14 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from customers import suppression
 from insights import services as insights_services
 from opportunities.models import Stage
 from reflections import selectors as reflection_selectors
 from reflections import services as reflection_services
 from reflections.forms import ReflectionForm
 from reflections.models import Outcome
+from suppressions import decisions
+from suppressions import services as suppressions_services
 from tests.e2e.conftest import axe_violations, login, logout, shot
 from tests.factories import (
     CompanyFactory,
@@ -89,14 +90,14 @@ def busy(rep, manager, defaults, settings):
         )
     # A lost close: its reflection, and a suppression that covers the open deals like it.
     reflection = close_as_lost(rep, deals[1])
-    lost = suppression.check(
+    lost = decisions.check(
         company_id=company.pk,
         contact_id=contact.pk,
         product_id=invoicing.pk,
         product_line_id=payments.pk,
     ).suppression
     assert lost is not None
-    dnc = suppression.do_not_contact_add(
+    dnc = suppressions_services.do_not_contact_add(
         actor=manager, company=company, contact=ContactFactory(company=company), note="Asked us to"
     )
     # Twelve weeks of closes with lessons: the insight report and the rep's mirror have tables.
@@ -197,7 +198,7 @@ def test_every_page_a_rep_opens_fits_a_phone(page, rep, busy):
 
 def test_every_page_a_manager_opens_fits_a_phone(page, rep, manager, busy):
     company, deal = busy["company"], busy["deal"]
-    suppression.override_request(
+    suppressions_services.override_request(
         actor=rep,
         company=company,
         contact=busy["contact"],

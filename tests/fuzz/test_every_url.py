@@ -22,9 +22,10 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from customers.models import Company, Contact, Suppression, SuppressionOverride
+from customers.models import Company, Contact
 from opportunities.models import Opportunity, StageChange
 from reflections.models import Answer, CallDebrief, Reflection
+from suppressions.models import Suppression, SuppressionOverride
 from surveys.models import SurveyAnswer, SurveyOptOut, SurveyRequest
 from tests.fuzz import conftest as fuzz_log
 from tests.test_permission_matrix import MATRIX, PERSONAS, _fill

@@ -90,7 +90,7 @@ def test_close_form_never_500s_and_a_rejected_close_leaves_the_deal_open(
 @given(content=st.one_of(st.binary(max_size=2000), text.map(lambda t: t.encode("utf-8"))))
 def test_call_list_check_never_500s(rep_client, content):
     upload = SimpleUploadedFile("list.csv", content, content_type="text/csv")
-    response = rep_client.post(reverse("customers:call_list_check"), {"file": upload})
+    response = rep_client.post(reverse("suppressions:call_list_check"), {"file": upload})
     assert response.status_code in (200, 400, 413), response.status_code
     if response.status_code == 200:
         body = b"".join(response.streaming_content)
@@ -111,7 +111,7 @@ def test_call_list_keeps_row_count_and_escapes_formulas(rep_client, header, rows
     writer.writerow(header.split(","))
     writer.writerows(rows)
     upload = SimpleUploadedFile("list.csv", buffer.getvalue().encode(), content_type="text/csv")
-    response = rep_client.post(reverse("customers:call_list_check"), {"file": upload})
+    response = rep_client.post(reverse("suppressions:call_list_check"), {"file": upload})
     assert response.status_code in (200, 400), response.status_code
     if response.status_code == 200:
         out = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))

@@ -6,11 +6,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from customers.models import Company, Contact, Suppression
+from customers.models import Company, Contact
 from imports import selectors, services
 from imports.models import HistoryImport, MappingAction, ValueMapping
 from opportunities.models import Competitor, Opportunity
 from reflections.models import Outcome, Reason, Reflection
+from suppressions.models import Suppression
 
 from .conftest import create, export, salesforce_csv, sf_row, upload
 

@@ -7,13 +7,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.forms.models import model_to_dict
 
-from customers import suppression
-from customers.models import Suppression
 from imports import engine, selectors, services
 from imports.models import HistoryImport, ImportedDeal, MappingAction, ValueMapping
 from opportunities.models import Opportunity
 from reflections.models import Outcome, Reason, Reflection
 from reflections.signals import reflections_imported
+from suppressions import services as suppressions_services
+from suppressions.models import Suppression
 
 from .conftest import (
     check_and_run,
@@ -131,7 +131,9 @@ def test_a_close_inside_the_window_derives_what_closing_then_would_have(
     assert imported[0]["starts_on"] == frozen_today - datetime.timedelta(days=days_ago)
 
     Suppression.objects.all().delete()
-    suppression.derive_for_close(opportunity=deal, outcome=deal.stage, closed_on=deal.closed_date)
+    suppressions_services.derive_for_close(
+        opportunity=deal, outcome=deal.stage, closed_on=deal.closed_date
+    )
     closed_then = [_fields(s) for s in Suppression.objects.filter(source_opportunity=deal)]
     assert imported == closed_then
 
@@ -148,12 +150,12 @@ def test_derive_for_history_matches_derive_for_close_for_every_rule(defaults, fr
         closed_on = frozen_today - datetime.timedelta(days=days_ago)
         deal = OpportunityFactory(stage=outcome, closed_date=closed_on)
         closes.append((deal, outcome, closed_on))
-    derived = suppression.derive_for_history(closes)
+    derived = suppressions_services.derive_for_history(closes)
     assert len(derived) == 3  # the lost close of 95 days ago is over
     by_deal = {s.source_opportunity_id: _fields(s) for s in derived}
     Suppression.objects.all().delete()
     for deal, outcome, closed_on in closes[:3]:
-        (made,) = suppression.derive_for_close(
+        (made,) = suppressions_services.derive_for_close(
             opportunity=deal, outcome=outcome, closed_on=closed_on
         )
         assert _fields(made) == by_deal[deal.pk]

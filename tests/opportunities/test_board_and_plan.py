@@ -356,13 +356,14 @@ def test_inline_edit_shows_the_due_date_in_the_date_input_format(rep_client, rep
 # --- a manager's home: what waits for their decision ------------------------------------------
 def _waiting_request(requester, company_name="Brightwater", justification=None):
     """A pending exception request by `requester`, made through the service."""
-    from customers import suppression
-    from customers.models import Suppression, SuppressionReason, SuppressionScope
+    from suppressions import decisions
+    from suppressions import services as suppressions_services
+    from suppressions.models import Suppression, SuppressionReason, SuppressionScope
 
     company = CompanyFactory(name=company_name)
     contact = ContactFactory(company=company, full_name="Dana Buyer")
     product = ProductFactory(name="Card Terminal")
-    today = suppression.today()
+    today = decisions.today()
     Suppression.objects.create(
         company=company,
         contact=contact,
@@ -372,7 +373,7 @@ def _waiting_request(requester, company_name="Brightwater", justification=None):
         starts_on=today,
         until=today + datetime.timedelta(days=60),
     )
-    return suppression.override_request(
+    return suppressions_services.override_request(
         actor=requester,
         company=company,
         contact=contact,
@@ -389,7 +390,7 @@ def test_manager_home_shows_the_requests_waiting_for_them(manager_client, rep):
     section = html[html.index(f'id="waiting-{request.pk}"') :]
     for text in ("Riley Rep", "Card Terminal", "Brightwater", "Dana Buyer", "new CFO asked"):
         assert text in section[:3000], text
-    decide = reverse("customers:override_decide", args=[request.pk])
+    decide = reverse("suppressions:override_decide", args=[request.pk])
     assert f'action="{decide}"' in section
     assert f'name="next" value="{reverse("opportunities:plan")}"' in section
     # The navigation counts it, on this page and every other one.
@@ -404,7 +405,7 @@ def test_manager_home_shows_the_requests_waiting_for_them(manager_client, rep):
 def test_approving_from_the_home_comes_back_and_the_count_goes(manager_client, rep):
     request = _waiting_request(rep)
     response = manager_client.post(
-        reverse("customers:override_decide", args=[request.pk]),
+        reverse("suppressions:override_decide", args=[request.pk]),
         {"decision": "approve", "next": reverse("opportunities:plan")},
     )
     assert response.status_code == 302 and response.url == reverse("opportunities:plan")
@@ -418,10 +419,10 @@ def test_approving_from_the_home_comes_back_and_the_count_goes(manager_client, r
 def test_deciding_ignores_a_next_that_leaves_the_site(manager_client, rep):
     request = _waiting_request(rep)
     response = manager_client.post(
-        reverse("customers:override_decide", args=[request.pk]),
+        reverse("suppressions:override_decide", args=[request.pk]),
         {"decision": "approve", "next": "https://evil.example/"},
     )
-    assert response.url == reverse("customers:override_list")
+    assert response.url == reverse("suppressions:override_list")
 
 
 def test_only_requests_the_manager_may_decide_are_shown_and_counted(
@@ -448,7 +449,7 @@ def test_only_requests_the_manager_may_decide_are_shown_and_counted(
 def test_reps_never_see_the_count_or_the_section(rep_client, rep, teammate):
     _waiting_request(rep)
     _waiting_request(teammate, company_name="Southgate")
-    for url in (reverse("opportunities:plan"), reverse("customers:override_list")):
+    for url in (reverse("opportunities:plan"), reverse("suppressions:override_list")):
         html = rep_client.get(url).content.decode()
         assert "nav-count" not in html and "Waiting for your decision" not in html
 
@@ -472,7 +473,7 @@ def test_a_manager_does_not_decide_their_own_request(client, manager, north, adm
 
 @time_machine.travel(WEDNESDAY)
 def test_manager_home_shows_the_oldest_few_and_links_to_the_rest(manager_client, rep):
-    from opportunities.views_plan import WAITING_SHOWN
+    from suppressions.brief import WAITING_SHOWN
 
     requests = [_waiting_request(rep, company_name=f"Co {i}") for i in range(WAITING_SHOWN + 2)]
     html = manager_client.get(reverse("opportunities:plan")).content.decode()
@@ -499,6 +500,6 @@ def test_manager_home_query_count_does_not_grow_with_requests(manager_client, re
 
 
 def _count_waiting(requester):
-    from customers.models import SuppressionOverride
+    from suppressions.models import SuppressionOverride
 
     return SuppressionOverride.objects.filter(requested_by=requester).count()

@@ -10,14 +10,14 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from customers import suppression
-from customers.models import (
+from opportunities import services
+from suppressions import decisions
+from suppressions.models import (
     Suppression,
     SuppressionOverride,
     SuppressionReason,
     SuppressionScope,
 )
-from opportunities import services
 from tests.factories import CompanyFactory, ContactFactory, OpportunityFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +68,7 @@ def test_flags_cover_product_line_and_contact_scopes_and_ignore_others(deal, rep
     rows = [
         (d.pk, d.company_id, d.contact_id, d.product_id, d.product.line_id) for d in (deal, other)
     ]
-    flags = suppression.flags_for_deals(rows)
+    flags = decisions.flags_for_deals(rows)
     assert set(flags) == {deal.pk}
     flag = flags[deal.pk]
     assert flag.count == 2 and flag.until == days(90) and not flag.exception
@@ -81,13 +81,13 @@ def test_do_not_contact_wins_the_flag(deal):
         deal.company, contact=deal.contact, reason=SuppressionReason.DO_NOT_CONTACT, until=None
     )
     rows = [(deal.pk, deal.company_id, deal.contact_id, deal.product_id, deal.product.line_id)]
-    assert suppression.flags_for_deals(rows)[deal.pk].label == "Do not contact"
+    assert decisions.flags_for_deals(rows)[deal.pk].label == "Do not contact"
 
 
 def test_pipeline_board_and_deal_page_show_the_flag(rep_client, deal):
     clear = OpportunityFactory(owner=deal.owner, title="Unsuppressed deal")
     suppress(deal.company, product=deal.product, until=days(30))
-    until = f"Suppressed until {suppression._fmt(days(30))}"
+    until = f"Suppressed until {decisions._fmt(days(30))}"
     pipeline = rep_client.get(reverse("opportunities:pipeline")).text
     row = pipeline.split("Terminals for Brightwater</a>", 1)[1].split("</td>", 1)[0]
     assert until in row
@@ -129,7 +129,7 @@ def test_an_approved_exception_softens_the_flag_of_its_own_deal_only(rep):
         (d.pk, d.company_id, d.contact_id, d.product_id, d.product.line_id)
         for d in (approved, pending, other, dnc)
     ]
-    flags = suppression.flags_for_deals(rows)
+    flags = decisions.flags_for_deals(rows)
     assert flags[approved.pk].exception
     assert flags[approved.pk].label == "Suppressed · exception approved"
     assert not flags[pending.pk].exception and not flags[other.pk].exception
@@ -157,7 +157,7 @@ def test_pipeline_flags_cost_one_query_whatever_the_page(client, rep, count_quer
 def test_editing_a_flagged_deal_saves_and_the_form_says_so(rep_client, rep, deal):
     suppress(deal.company, product=deal.product)
     status = rep_client.get(
-        reverse("customers:pitch_status"),
+        reverse("suppressions:pitch_status"),
         {
             "company": deal.company_id,
             "contact": deal.contact_id,
@@ -173,7 +173,7 @@ def test_editing_a_flagged_deal_saves_and_the_form_says_so(rep_client, rep, deal
     other = ProductFactory(line=deal.product.line)
     suppress(deal.company, product=other)
     status = rep_client.get(
-        reverse("customers:pitch_status"),
+        reverse("suppressions:pitch_status"),
         {"company": deal.company_id, "product": other.pk, "opportunity": deal.pk},
     ).text
     assert "pitch-status blocked" in status
@@ -185,7 +185,7 @@ def test_a_forged_deal_id_does_not_soften_the_status(rep_client, other_rep):
     theirs = OpportunityFactory(owner=other_rep)
     suppress(theirs.company, product=theirs.product)
     status = rep_client.get(
-        reverse("customers:pitch_status"),
+        reverse("suppressions:pitch_status"),
         {
             "company": theirs.company_id,
             "contact": theirs.contact_id,

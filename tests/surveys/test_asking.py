@@ -11,9 +11,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from customers import suppression
 from customers.models import Contact
 from reflections.models import Outcome
+from suppressions import services as suppressions_services
 from surveys import services, tasks
 from surveys.models import SurveyOptOut, SurveyRequest, SurveyStatus, SurveyTemplate
 from tests.factories import ContactFactory, OpportunityFactory, imported_close
@@ -87,7 +87,7 @@ def test_do_not_contact_suppression_refuses_even_without_the_flag(
     rep_client, rep, lost_set, mailoutbox
 ):
     deal = closed_lost(rep, lost_set)
-    suppression.do_not_contact_add(
+    suppressions_services.do_not_contact_add(
         actor=rep, company=deal.company, contact=deal.contact, note="Asked us to stop"
     )
     Contact.objects.filter(pk=deal.contact_id).update(do_not_contact=False)

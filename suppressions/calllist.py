@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from crm_site.csvsafe import FORMULA_STARTS, safe_cell
-from customers import suppression
-from customers.models import SuppressionReason
 from customers.normalize import normalize_domain, normalize_email, normalize_phone
+from suppressions import decisions
+from suppressions.models import SuppressionReason
 
 MAX_ROWS = 100_000
 MAX_BYTES = 32 * 1024 * 1024
@@ -226,7 +226,7 @@ def _batches(upload, layout: Layout) -> Iterator[tuple[list[tuple[str, ...]], di
         reader = csv.reader(text, strict=True)
         next(reader, None)
         # Rows as tuples: the garbage collector stops tracking those, not lists (see
-        # suppression.check_keys).
+        # decisions.check_keys).
         batch: list[tuple[str, ...]] = []
         odd: dict[int, int] = {}
         cells = 0
@@ -252,8 +252,8 @@ def annotate(upload, layout: Layout) -> Iterator[str]:
     """
     line = csv.writer(_Line()).writerow
     yield line([safe_cell(h) for h in layout.header] + list(ADDED_COLUMNS))
-    products = suppression.product_index()
-    lookups = suppression.Lookups()
+    products = decisions.product_index()
+    lookups = decisions.Lookups()
     pitches = _pitches(layout)
     columns = len(layout.header)
 
@@ -262,9 +262,9 @@ def annotate(upload, layout: Layout) -> Iterator[str]:
     # its own, so a row's line is its own cells' line with these in place of the end of line.
     # Keyed by id(); `kept` keeps those results alive, so that an id stays theirs.
     added: dict[int, str] = {}
-    kept: list[suppression.Result] = []
+    kept: list[decisions.Result] = []
 
-    def outcome(result: suppression.Result) -> list[str]:
+    def outcome(result: decisions.Result) -> list[str]:
         if not result.suppressed:
             return ["no", "", ""]
         until = result.until.isoformat() if result.until else "indefinite"
@@ -274,14 +274,14 @@ def annotate(upload, layout: Layout) -> Iterator[str]:
         # Only cells that may need it go through the guard: it runs for every cell.
         return [safe_cell(c) if c.startswith(FORMULA_STARTS) else c for c in cells]
 
-    def odd_line(row: tuple[str, ...], number: int, result: suppression.Result) -> str:
+    def odd_line(row: tuple[str, ...], number: int, result: decisions.Result) -> str:
         """A row of more or fewer values than the header: the added cells under their names."""
         own = list(row[:columns]) + [""] * (columns - len(row))
         note = problem(number, len(row), columns)
         return line(guarded(own) + outcome(result) + [note] + guarded(row[columns:]))
 
     def checked(batch: list[tuple[str, ...]], odd: dict[int, int]) -> str:
-        results = suppression.check_keys(pitches(batch), products=products, lookups=lookups)
+        results = decisions.check_keys(pitches(batch), products=products, lookups=lookups)
         if len(added) > ADDED_CACHE:
             added.clear()
             kept.clear()
@@ -328,15 +328,15 @@ def summarise(upload, layout: Layout) -> Summary:
     What checking the file finds, for the page: the same batches and queries as annotate(),
     counted instead of written.
     """
-    products = suppression.product_index()
-    lookups = suppression.Lookups()
+    products = decisions.product_index()
+    lookups = decisions.Lookups()
     pitches = _pitches(layout)
     columns = len(layout.header)
     kinds: Counter[str] = Counter()
     rows = problems = 0
     listed: list[str] = []
     for batch, odd in _batches(upload, layout):
-        results = suppression.check_keys(pitches(batch), products=products, lookups=lookups)
+        results = decisions.check_keys(pitches(batch), products=products, lookups=lookups)
         rows += len(batch)
         # Results repeat (one per deciding suppression): count them by identity, then their
         # kinds, rather than hash every row's result.

@@ -3,11 +3,11 @@ import datetime
 import pytest
 from django.urls import reverse
 
-from customers.models import OverrideStatus, Suppression, SuppressionOverride
 from reflections.models import Outcome
-from tests.customers.test_suppression import closed
+from suppressions.models import OverrideStatus, Suppression, SuppressionOverride
 from tests.factories import CompanyFactory, ContactFactory, ProductFactory
 from tests.reflections.conftest import lost_answers
+from tests.suppressions.test_suppression import closed
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def pitch(rep, lost_set):
 
 def status_url(company, contact, product):
     return (
-        reverse("customers:pitch_status")
+        reverse("suppressions:pitch_status")
         + f"?company={company.pk}&contact={contact.pk}&product={product.pk}"
     )
 
@@ -42,13 +42,13 @@ def test_live_status_is_clear_for_another_product(rep_client, pitch):
 
 
 def test_live_status_is_empty_until_company_and_product_are_picked(rep_client):
-    response = rep_client.get(reverse("customers:pitch_status") + "?company=abc")
+    response = rep_client.get(reverse("suppressions:pitch_status") + "?company=abc")
     assert response.status_code == 200 and response.content.strip() == b""
 
 
 def _request(client, company, contact, product, text="Their new CFO asked us to come back."):
     return client.post(
-        reverse("customers:override_request"),
+        reverse("suppressions:override_request"),
         {
             "company": company.pk,
             "contact": contact.pk,
@@ -63,12 +63,12 @@ def test_rep_requests_and_manager_approves(rep_client, client, manager, pitch):
     assert response.status_code == 302
     override = SuppressionOverride.objects.get()
     assert override.status == OverrideStatus.PENDING
-    listing = rep_client.get(reverse("customers:override_list"))
+    listing = rep_client.get(reverse("suppressions:override_list"))
     assert b"Waiting for a manager" in listing.content
     client.force_login(manager)
-    assert b"Approve" in client.get(reverse("customers:override_list")).content
+    assert b"Approve" in client.get(reverse("suppressions:override_list")).content
     response = client.post(
-        reverse("customers:override_decide", args=[override.pk]), {"decision": "approve"}
+        reverse("suppressions:override_decide", args=[override.pk]), {"decision": "approve"}
     )
     assert response.status_code == 302
     override.refresh_from_db()
@@ -84,7 +84,7 @@ def test_short_justification_is_refused(rep_client, pitch):
 def test_rep_cannot_decide_their_own_request(rep_client, pitch):
     _request(rep_client, *pitch)
     override = SuppressionOverride.objects.get()
-    url = reverse("customers:override_decide", args=[override.pk])
+    url = reverse("suppressions:override_decide", args=[override.pk])
     assert rep_client.post(url, {"decision": "approve"}).status_code == 404
     override.refresh_from_db()
     assert override.status == OverrideStatus.PENDING
@@ -94,21 +94,21 @@ def test_other_teams_manager_cannot_see_or_decide(rep_client, client, other_mana
     _request(rep_client, *pitch)
     override = SuppressionOverride.objects.get()
     client.force_login(other_manager)
-    assert b"Brightwater" not in client.get(reverse("customers:override_list")).content
-    url = reverse("customers:override_decide", args=[override.pk])
+    assert b"Brightwater" not in client.get(reverse("suppressions:override_list")).content
+    url = reverse("suppressions:override_decide", args=[override.pk])
     assert client.post(url, {"decision": "approve"}).status_code == 404
 
 
 def test_rep_cannot_lift_a_suppression(rep_client, pitch):
     s = Suppression.objects.get()
-    url = reverse("customers:suppression_lift", args=[s.pk])
+    url = reverse("suppressions:suppression_lift", args=[s.pk])
     assert rep_client.get(url).status_code == 404
     assert rep_client.post(url, {"reason": "I want to"}).status_code == 404
 
 
 def test_manager_lifts_with_a_reason(manager_client, pitch):
     s = Suppression.objects.get()
-    url = reverse("customers:suppression_lift", args=[s.pk])
+    url = reverse("suppressions:suppression_lift", args=[s.pk])
     assert manager_client.post(url, {"reason": ""}).status_code == 422
     response = manager_client.post(url, {"reason": "Customer called us back"})
     assert response.status_code == 302
@@ -118,7 +118,7 @@ def test_manager_lifts_with_a_reason(manager_client, pitch):
 
 def test_anyone_can_record_do_not_contact(rep_client, pitch):
     company, contact, _ = pitch
-    url = reverse("customers:do_not_contact", args=[company.pk])
+    url = reverse("suppressions:do_not_contact", args=[company.pk])
     assert rep_client.post(url, {"contact": contact.pk, "note": ""}).status_code == 422
     response = rep_client.post(url, {"contact": contact.pk, "note": "Asked not to be called"})
     assert response.status_code == 302
@@ -129,7 +129,7 @@ def test_anyone_can_record_do_not_contact(rep_client, pitch):
 def test_do_not_contact_refuses_a_contact_of_another_company(rep_client, pitch):
     company, _, _ = pitch
     stranger = ContactFactory()
-    url = reverse("customers:do_not_contact", args=[company.pk])
+    url = reverse("suppressions:do_not_contact", args=[company.pk])
     response = rep_client.post(url, {"contact": stranger.pk, "note": "x"})
     assert response.status_code == 422
     assert not Suppression.objects.filter(reason="do_not_contact").exists()
@@ -149,14 +149,14 @@ def test_override_list_query_count_is_constant(
             justification=f"Reason number {i}",
         )
     with django_assert_max_num_queries(4):
-        rep_client.get(reverse("customers:override_list"))
+        rep_client.get(reverse("suppressions:override_list"))
 
 
 def test_company_page_query_count_does_not_grow_with_suppressions(rep_client, rep):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from customers.models import SuppressionReason, SuppressionScope
+    from suppressions.models import SuppressionReason, SuppressionScope
 
     company = CompanyFactory()
     counts = []

@@ -8,18 +8,19 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from customers import suppression
-from customers.models import (
+from opportunities import services as opportunity_services
+from opportunities.models import Stage
+from reflections import services as reflection_services
+from reflections.models import Outcome
+from suppressions import decisions
+from suppressions import services as suppressions_services
+from suppressions.models import (
     OverrideStatus,
     Suppression,
     SuppressionReason,
     SuppressionRule,
     SuppressionScope,
 )
-from opportunities import services as opportunity_services
-from opportunities.models import Stage
-from reflections import services as reflection_services
-from reflections.models import Outcome
 from tests.factories import (
     CompanyFactory,
     ContactFactory,
@@ -70,7 +71,7 @@ def colleague(company):
 
 
 def verdict(company, contact, product, on=None, **kw):
-    return suppression.check(
+    return decisions.check(
         company_id=company.pk,
         contact_id=contact.pk if contact else None,
         product_id=product.pk,
@@ -247,7 +248,9 @@ def test_reopening_is_refused_while_another_deal_suppresses_it(
     old = OpportunityFactory(owner=rep, company=company, contact=contact, product=product)
     close(rep, old, lost_answers(lost_set))
     old.refresh_from_db()
-    suppression.do_not_contact_add(actor=teammate, company=company, contact=contact, note="Asked")
+    suppressions_services.do_not_contact_add(
+        actor=teammate, company=company, contact=contact, note="Asked"
+    )
     with pytest.raises(ValidationError, match="do-not-contact"):
         reflection_services.opportunity_reopen(actor=rep, opportunity=old)
     old.refresh_from_db()
@@ -261,17 +264,19 @@ def test_reopening_is_refused_while_another_deal_suppresses_it(
 def test_do_not_contact_blocks_everything_indefinitely_and_lifting_needs_a_reason(
     rep, manager, company, contact, product, elsewhere
 ):
-    s = suppression.do_not_contact_add(
+    s = suppressions_services.do_not_contact_add(
         actor=rep, company=company, contact=contact, note="Asked not to be called"
     )
     contact.refresh_from_db()
     assert contact.do_not_contact and s.until is None
     assert verdict(company, contact, elsewhere, on=datetime.date(2040, 1, 1)).blocked
     with pytest.raises(PermissionDenied):
-        suppression.suppression_lift(actor=rep, suppression=s, reason="Changed mind")
+        suppressions_services.suppression_lift(actor=rep, suppression=s, reason="Changed mind")
     with pytest.raises(ValidationError):
-        suppression.suppression_lift(actor=manager, suppression=s, reason="  ")
-    suppression.suppression_lift(actor=manager, suppression=s, reason="Asked us to call back")
+        suppressions_services.suppression_lift(actor=manager, suppression=s, reason="  ")
+    suppressions_services.suppression_lift(
+        actor=manager, suppression=s, reason="Asked us to call back"
+    )
     contact.refresh_from_db()
     s.refresh_from_db()
     assert not contact.do_not_contact and s.lift_reason == "Asked us to call back"
@@ -280,13 +285,15 @@ def test_do_not_contact_blocks_everything_indefinitely_and_lifting_needs_a_reaso
 
 def test_do_not_contact_needs_a_note(rep, company):
     with pytest.raises(ValidationError):
-        suppression.do_not_contact_add(actor=rep, company=company, note="")
+        suppressions_services.do_not_contact_add(actor=rep, company=company, note="")
 
 
 def test_do_not_contact_cannot_be_overridden(rep, company, contact, product):
-    suppression.do_not_contact_add(actor=rep, company=company, contact=contact, note="Asked")
+    suppressions_services.do_not_contact_add(
+        actor=rep, company=company, contact=contact, note="Asked"
+    )
     with pytest.raises(ValidationError, match="cannot be overridden"):
-        suppression.override_request(
+        suppressions_services.override_request(
             actor=rep,
             company=company,
             contact=contact,
@@ -298,7 +305,7 @@ def test_do_not_contact_cannot_be_overridden(rep, company, contact, product):
 def test_database_refuses_a_lift_without_reason(rep, company):
     from django.db import IntegrityError, transaction
 
-    s = suppression.do_not_contact_add(actor=rep, company=company, note="Asked")
+    s = suppressions_services.do_not_contact_add(actor=rep, company=company, note="Asked")
     with pytest.raises(IntegrityError), transaction.atomic():
         Suppression.objects.filter(pk=s.pk).update(lifted_at=timezone.now(), lift_reason="")
 
@@ -309,7 +316,7 @@ def test_database_refuses_a_lift_without_reason(rep, company):
 @pytest.fixture
 def pending(rep, lost_set, company, contact, product):
     closed(rep, company, contact, product, Outcome.LOST, lost_answers(lost_set))
-    return suppression.override_request(
+    return suppressions_services.override_request(
         actor=rep,
         company=company,
         contact=contact,
@@ -321,12 +328,12 @@ def pending(rep, lost_set, company, contact, product):
 def test_rep_cannot_approve_even_their_own_request(pending, rep, teammate):
     for user in (rep, teammate):
         with pytest.raises(PermissionDenied):
-            suppression.override_decide(actor=user, override=pending, approve=True)
+            suppressions_services.override_decide(actor=user, override=pending, approve=True)
 
 
 def test_manager_of_another_team_cannot_approve(pending, other_manager):
     with pytest.raises(PermissionDenied):
-        suppression.override_decide(actor=other_manager, override=pending, approve=True)
+        suppressions_services.override_decide(actor=other_manager, override=pending, approve=True)
     pending.refresh_from_db()
     assert pending.status == OverrideStatus.PENDING
 
@@ -334,7 +341,9 @@ def test_manager_of_another_team_cannot_approve(pending, other_manager):
 def test_approved_override_lets_exactly_one_deal_through(
     pending, manager, rep, company, contact, product
 ):
-    suppression.override_decide(actor=manager, override=pending, approve=True, note="Fine")
+    suppressions_services.override_decide(
+        actor=manager, override=pending, approve=True, note="Fine"
+    )
     deal = _create(rep, company, contact, product)
     pending.refresh_from_db()
     assert pending.opportunity == deal and pending.used_at is not None
@@ -345,7 +354,7 @@ def test_approved_override_lets_exactly_one_deal_through(
 
 
 def test_approval_is_for_the_requester_only(pending, manager, teammate, company, contact, product):
-    suppression.override_decide(actor=manager, override=pending, approve=True)
+    suppressions_services.override_decide(actor=manager, override=pending, approve=True)
     with pytest.raises(ValidationError):
         _create(teammate, company, contact, product)
 
@@ -354,25 +363,29 @@ def test_declining_needs_a_note_and_keeps_the_block(
     pending, manager, rep, company, contact, product
 ):
     with pytest.raises(ValidationError):
-        suppression.override_decide(actor=manager, override=pending, approve=False)
-    suppression.override_decide(actor=manager, override=pending, approve=False, note="Too soon")
+        suppressions_services.override_decide(actor=manager, override=pending, approve=False)
+    suppressions_services.override_decide(
+        actor=manager, override=pending, approve=False, note="Too soon"
+    )
     with pytest.raises(ValidationError):
         _create(rep, company, contact, product)
 
 
 def test_deciding_twice_is_refused(pending, manager, admin_user):
-    suppression.override_decide(actor=manager, override=pending, approve=True)
+    suppressions_services.override_decide(actor=manager, override=pending, approve=True)
     with pytest.raises(ValidationError, match="approved already"):
-        suppression.override_decide(actor=admin_user, override=pending, approve=False, note="x")
+        suppressions_services.override_decide(
+            actor=admin_user, override=pending, approve=False, note="x"
+        )
 
 
 def test_a_request_needs_a_suppression_and_a_justification(rep, company, contact, product):
     with pytest.raises(ValidationError, match="Nothing suppresses"):
-        suppression.override_request(
+        suppressions_services.override_request(
             actor=rep, company=company, contact=contact, product=product, justification="x" * 20
         )
     with pytest.raises(ValidationError):
-        suppression.override_request(
+        suppressions_services.override_request(
             actor=rep, company=company, contact=contact, product=product, justification="pls"
         )
 
@@ -390,7 +403,7 @@ def test_a_rule_change_applies_to_future_closes_and_rebuild_applies_it_to_histor
     rule.save()
     old = Suppression.objects.get(source_opportunity=first)
     assert old.until == first.closed_date + datetime.timedelta(days=89)
-    created = suppression.rule_rebuild(rule=rule)
+    created = suppressions_services.rule_rebuild(rule=rule)
     assert created == 1
     rebuilt = Suppression.objects.get(source_opportunity=first)
     assert rebuilt.until == first.closed_date + datetime.timedelta(days=9)
@@ -400,9 +413,9 @@ def test_a_rule_change_applies_to_future_closes_and_rebuild_applies_it_to_histor
 def test_rebuild_keeps_lifted_suppressions(rep, manager, lost_set, company, contact, product):
     deal = closed(rep, company, contact, product, Outcome.LOST, lost_answers(lost_set))
     s = Suppression.objects.get(source_opportunity=deal)
-    suppression.suppression_lift(actor=manager, suppression=s, reason="Customer asked")
+    suppressions_services.suppression_lift(actor=manager, suppression=s, reason="Customer asked")
     rule = SuppressionRule.objects.get(trigger_outcome="lost")
-    assert suppression.rule_rebuild(rule=rule) == 0
+    assert suppressions_services.rule_rebuild(rule=rule) == 0
     assert Suppression.objects.get().lift_reason == "Customer asked"
 
 
@@ -416,7 +429,7 @@ def test_inactive_rule_derives_nothing(rep, lost_set, company, contact, product)
 
 
 def test_single_check_takes_at_most_three_queries(pending, manager, rep, company, contact, product):
-    suppression.override_decide(actor=manager, override=pending, approve=True)
+    suppressions_services.override_decide(actor=manager, override=pending, approve=True)
     for _ in range(30):
         Suppression.objects.create(
             company=company,
@@ -437,16 +450,16 @@ def test_single_check_takes_at_most_three_queries(pending, manager, rep, company
 
 def test_check_many_uses_a_fixed_number_of_queries(rep, lost_set, company, contact, product):
     closed(rep, company, contact, product, Outcome.LOST, lost_answers(lost_set))
-    index = suppression.product_index()
+    index = decisions.product_index()
     for size in (10, 1000):
         pitches = [
-            suppression.Pitch(
+            decisions.Pitch(
                 email=f"x{i}@nowhere.example", phone=f"+4420794{i:05d}", domain=f"n{i}.example"
             )
             for i in range(size)
-        ] + [suppression.Pitch(email="dana@bright.example", product="card terminal")]
+        ] + [decisions.Pitch(email="dana@bright.example", product="card terminal")]
         with CaptureQueriesContext(connection) as queries:
-            results = suppression.check_many(pitches, products=index)
+            results = decisions.check_many(pitches, products=index)
         assert len(queries) == 4
         assert results[-1].suppressed and "declined" in results[-1].reason
         assert not results[0].suppressed and not results[0].matched
@@ -456,30 +469,34 @@ def test_a_flag_without_a_suppression_is_mended_and_then_refused_everywhere(rep,
     """Data from before flag and suppression were kept in step: the migration mends both ways."""
     from importlib import import_module
 
-    from django.apps import apps
+    from django.db.migrations.loader import MigrationLoader
 
-    from customers.models import Contact, Suppression
+    from customers.models import Contact
+    from suppressions.models import Suppression
     from tests.factories import CompanyFactory, ContactFactory, ProductFactory
 
     company = CompanyFactory()
     flagged_only = ContactFactory(company=company, do_not_contact=True)
     suppressed_only = ContactFactory(company=company)
-    suppression.do_not_contact_add(
+    suppressions_services.do_not_contact_add(
         actor=rep, company=company, contact=suppressed_only, note="Asked us to stop"
     )
     Contact.objects.filter(pk=suppressed_only.pk).update(do_not_contact=False)
     product = ProductFactory()
-    assert not suppression.check(
+    assert not decisions.check(
         company_id=company.pk,
         contact_id=flagged_only.pk,
         product_id=product.pk,
         product_line_id=product.line_id,
     ).suppressed  # the gap the migration closes
+    # The models as they were when the migration was written (customers' own, then).
+    node = ("customers", "0007_mend_do_not_contact")
+    apps = MigrationLoader(connection).project_state(node).apps
     import_module("customers.migrations.0007_mend_do_not_contact").mend(apps, None)
     for contact in (flagged_only, suppressed_only):
         contact.refresh_from_db()
         assert contact.do_not_contact
-        verdict = suppression.check(
+        verdict = decisions.check(
             company_id=company.pk,
             contact_id=contact.pk,
             product_id=product.pk,
@@ -490,10 +507,11 @@ def test_a_flag_without_a_suppression_is_mended_and_then_refused_everywhere(rep,
 
 
 def test_adding_many_do_not_contacts_keeps_flag_and_suppression_in_step(rep, db):
-    from customers.models import Contact, Suppression
+    from customers.models import Contact
+    from suppressions.models import Suppression
     from tests.factories import ContactFactory
 
     contacts = [ContactFactory() for _ in range(3)]
-    suppression.do_not_contact_add_many(actor=rep, contacts=contacts, note="Asked")
+    suppressions_services.do_not_contact_add_many(actor=rep, contacts=contacts, note="Asked")
     assert Contact.objects.filter(do_not_contact=True).count() == 3
     assert Suppression.objects.filter(reason="do_not_contact", lifted_at__isnull=True).count() == 3

@@ -11,12 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm_site.csvsafe import safe_cell
-from customers import calllist, suppression
-from tests.customers.test_suppression import closed  # noqa: F401  (shared helper)
+from suppressions import calllist, decisions
+from suppressions import services as suppressions_services
 from tests.factories import CompanyFactory, ContactFactory, ProductFactory
+from tests.suppressions.test_suppression import closed  # noqa: F401  (shared helper)
 
 pytestmark = pytest.mark.django_db
-URL = reverse("customers:call_list_check")
+URL = reverse("suppressions:call_list_check")
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def blocked(rep, db):
     dana = ContactFactory(
         company=company, full_name="Dana", email="dana@brightwater.example", phone="020 7946 0018"
     )
-    suppression.do_not_contact_add(actor=rep, company=company, contact=dana, note="Asked")
+    suppressions_services.do_not_contact_add(actor=rep, company=company, contact=dana, note="Asked")
     return dana
 
 
@@ -341,11 +342,11 @@ def test_the_answer_is_what_csv_writer_writes(rep_client, blocked, rows):
     assert response.status_code == 200
     body = b"".join(response.streaming_content).decode()
     kept = [list(row) for row in rows if any(cell.strip() for cell in row)]
-    pitches = [suppression.Pitch(email=email.strip().lower()) for _, email, _ in kept]
+    pitches = [decisions.Pitch(email=email.strip().lower()) for _, email, _ in kept]
     expected = io.StringIO()
     writer = csv.writer(expected)
     writer.writerow(["name", "email", "note", *calllist.ADDED_COLUMNS])
-    for row, result in zip(kept, suppression.check_many(pitches), strict=True):
+    for row, result in zip(kept, decisions.check_many(pitches), strict=True):
         until = ""
         if result.suppressed:
             until = result.until.isoformat() if result.until else "indefinite"
@@ -357,7 +358,7 @@ def test_the_answer_is_what_csv_writer_writes(rep_client, blocked, rows):
 
 
 def test_batches_are_bounded_by_cells_not_only_rows(rep_client, blocked, monkeypatch):
-    from customers import suppression as suppression_module
+    from suppressions import decisions as suppression_module
 
     monkeypatch.setattr(calllist, "BATCH_CELLS", 100)
     sizes = []

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from accounts.models import ApiToken
 from accounts.tokens import api_token_create, api_token_revoke
-from customers import suppression
+from suppressions import services as suppressions_services
 from tests.factories import CompanyFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def post(client, body, token=None, raw=False):
 def test_results_come_back_in_order(client, token, rep):
     company = CompanyFactory(domain="brightwater.example")
     dana = ContactFactory(company=company, email="dana@brightwater.example")
-    suppression.do_not_contact_add(actor=rep, company=company, contact=dana, note="Asked")
+    suppressions_services.do_not_contact_add(actor=rep, company=company, contact=dana, note="Asked")
     body = {
         "contacts": [
             {"email": "nobody@else.example"},
@@ -49,9 +49,9 @@ def test_results_come_back_in_order(client, token, rep):
 
 def test_until_is_an_iso_date(client, token, rep, lost_set):
     from reflections.models import Outcome
-    from tests.customers.test_suppression import closed
     from tests.factories import ProductFactory
     from tests.reflections.conftest import lost_answers
+    from tests.suppressions.test_suppression import closed
 
     company = CompanyFactory()
     contact = ContactFactory(company=company, email="x@acme.example")
@@ -153,7 +153,7 @@ def test_get_is_405(client, token):
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(client, token):
     body = json.dumps({"contacts": [{"email": "a" * 2_500_000}]})
-    with mock.patch("customers.api._parse") as parse:
+    with mock.patch("suppressions.api._parse") as parse:
         response = post(client, body, token, raw=True)
     assert response.status_code == 413
     assert "send at most" in response.json()["error"]
@@ -162,7 +162,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(client, token):
 
 def test_a_huge_body_is_refused_before_anything_reads_it(client, token):
     body = json.dumps({"contacts": [{"email": "a" * 10_000_000}]})
-    with mock.patch("customers.api._parse") as parse:
+    with mock.patch("suppressions.api._parse") as parse:
         response = post(client, body, token, raw=True)
     assert response.status_code == 413
     assert "at most 3 MB" in response.json()["error"]
@@ -177,7 +177,7 @@ def test_every_api_error_is_json_without_internals(client, token):
     wrong = client.post(reverse("api_schema"))
     assert wrong.status_code == 405 and wrong.json()["error"] and "Allow" in wrong
     client.raise_request_exception = False
-    with mock.patch("customers.api.suppression.check_many", side_effect=RuntimeError("boom")):
+    with mock.patch("suppressions.api.decisions.check_many", side_effect=RuntimeError("boom")):
         crash = post(client, {"contacts": [{"email": "a@b.c"}]}, token)
     assert crash.status_code == 500
     assert crash["Content-Type"] == "application/json"

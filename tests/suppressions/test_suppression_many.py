@@ -15,13 +15,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from customers import suppression
-from customers.models import (
-    Suppression,
-    SuppressionReason,
-    SuppressionRule,
-    SuppressionScope,
-)
+from suppressions import decisions
+from suppressions import services as suppressions_services
+from suppressions.models import Suppression, SuppressionReason, SuppressionRule, SuppressionScope
 from tests.factories import (
     CompanyFactory,
     ContactFactory,
@@ -146,7 +142,7 @@ def _covers(s: Suppression, product) -> bool:
     )
 
 
-def _candidates(world, pitch: suppression.Pitch, products) -> list[Suppression] | None:
+def _candidates(world, pitch: decisions.Pitch, products) -> list[Suppression] | None:
     """Every active suppression that applies to the pitch (None: nobody known), from models."""
     targets = set()
     for company, contacts in world["companies"]:
@@ -159,7 +155,7 @@ def _candidates(world, pitch: suppression.Pitch, products) -> list[Suppression] 
         return None
     by_name = {p.name.lower(): p for p in products}
     product = by_name.get(pitch.product.strip().lower()) if pitch.product else None
-    active = Suppression.objects.filter(suppression.active_on(DAY)).select_related(
+    active = Suppression.objects.filter(decisions.active_on(DAY)).select_related(
         "company", "contact", "product", "product_line", "rule", "source_opportunity__owner"
     )
     return [
@@ -189,7 +185,7 @@ def _pitches(world):
         st.just("Not A Product"),
         st.sampled_from([" card terminal", "ONLINE CHECKOUT", "Dashboards"]),
     )
-    return st.builds(suppression.Pitch, email=email, phone=phone, domain=domain, product=product)
+    return st.builds(decisions.Pitch, email=email, phone=phone, domain=domain, product=product)
 
 
 def test_check_many_decides_and_explains_like_the_reference(world):
@@ -202,23 +198,23 @@ def test_check_many_decides_and_explains_like_the_reference(world):
             for pitch in pitches:
                 candidates = _candidates(world, pitch, world["products"])
                 if candidates is None:
-                    expected.append(suppression.Result(suppressed=False, matched=False))
+                    expected.append(decisions.Result(suppressed=False, matched=False))
                 elif not candidates:
-                    expected.append(suppression.Result(suppressed=False))
+                    expected.append(decisions.Result(suppressed=False))
                 else:
                     best = min(candidates, key=_rank)
-                    reason = suppression.describe(best)
-                    expected.append(suppression.Result(True, reason, best.until, kind=best.reason))
-            assert suppression.check_many(pitches, on=DAY) == expected
+                    reason = decisions.describe(best)
+                    expected.append(decisions.Result(True, reason, best.until, kind=best.reason))
+            assert decisions.check_many(pitches, on=DAY) == expected
             # Batch by batch with what earlier batches read, as a call list does; and with a
             # cache that forgets after every batch.
-            forgetful = suppression.Lookups()
+            forgetful = decisions.Lookups()
             forgetful.MAX_HELD = 1
-            for lookups in (suppression.Lookups(), forgetful):
+            for lookups in (decisions.Lookups(), forgetful):
                 results = []
                 for start in range(0, len(pitches), 3):
                     batch = pitches[start : start + 3]
-                    results += suppression.check_many(batch, on=DAY, lookups=lookups)
+                    results += decisions.check_many(batch, on=DAY, lookups=lookups)
                 assert results == expected
             transaction.set_rollback(True)
 
@@ -237,7 +233,7 @@ def _old_check_winner(company_id, contact_id, product, day):
     )
     return (
         Suppression.objects.filter(company_id=company_id)
-        .filter(suppression.active_on(day), people, scope)
+        .filter(decisions.active_on(day), people, scope)
         .order_by(
             Case(
                 When(reason=SuppressionReason.DO_NOT_CONTACT, then=Value(0)),
@@ -266,7 +262,7 @@ def test_single_check_picks_what_the_old_query_picked(world):
             contact_id = None if contact is None else contacts[contact].pk
             product = world["products"][product]
             old = _old_check_winner(company.pk, contact_id, product, DAY)
-            verdict = suppression.check(
+            verdict = decisions.check(
                 company_id=company.pk,
                 contact_id=contact_id,
                 product_id=product.pk,
@@ -277,15 +273,15 @@ def test_single_check_picks_what_the_old_query_picked(world):
             if old is not None:
                 assert verdict.suppression.pk == old.pk and verdict.until == old.until
                 # The winner's sentence first; the others that apply follow it.
-                assert verdict.sentences[0] == suppression.describe(old)
-                assert verdict.message.startswith(suppression.describe(old))
+                assert verdict.sentences[0] == decisions.describe(old)
+                assert verdict.message.startswith(decisions.describe(old))
                 # Where check_many sees the same single target, it agrees on the outcome.
-                pitch = suppression.Pitch(
+                pitch = decisions.Pitch(
                     email=contacts[contact].email if contact is not None else "",
                     domain="" if contact is not None else company.domain,
                     product=product.name,
                 )
-                many = suppression.check_many([pitch], on=DAY)[0]
+                many = decisions.check_many([pitch], on=DAY)[0]
                 assert many.suppressed and many.until == old.until
             transaction.set_rollback(True)
 
@@ -294,18 +290,18 @@ def test_single_check_picks_what_the_old_query_picked(world):
 
 def test_message_is_read_once_in_one_query(world):
     company, (dana, _) = world["companies"][0]
-    s = suppression.do_not_contact_add(
+    s = suppressions_services.do_not_contact_add(
         actor=world["deals"][0].owner, company=company, contact=dana, note="Asked"
     )
     product = world["products"][0]
-    verdict = suppression.check(
+    verdict = decisions.check(
         company_id=company.pk,
         contact_id=dana.pk,
         product_id=product.pk,
         product_line_id=product.line_id,
     )
     with CaptureQueriesContext(connection) as queries:
-        assert verdict.message == verdict.message == suppression.describe(s)
+        assert verdict.message == verdict.message == decisions.describe(s)
     assert len(queries) == 1
 
 
@@ -326,29 +322,29 @@ def test_describe_many_says_what_describe_says(world):
             note="Asked not to be called" if i == 3 else "",
         )
     created = _create(world, specs)
-    texts = suppression.describe_many(s.pk for s in created)
-    assert texts == {s.pk: suppression.describe(s) for s in created}
+    texts = decisions.describe_many(s.pk for s in created)
+    assert texts == {s.pk: decisions.describe(s) for s in created}
     assert "Person 00 declined in “Deal" in texts[created[0].pk]
     assert texts[created[3].pk].endswith("(Asked not to be called).")
 
 
 def test_a_later_batch_reads_only_what_is_new(world):
     company, (dana, colm) = world["companies"][0]
-    suppression.do_not_contact_add(
+    suppressions_services.do_not_contact_add(
         actor=world["deals"][0].owner, company=company, contact=dana, note="Asked"
     )
-    lookups = suppression.Lookups()
-    first = [suppression.Pitch(email=dana.email), suppression.Pitch(domain=company.domain)]
+    lookups = decisions.Lookups()
+    first = [decisions.Pitch(email=dana.email), decisions.Pitch(domain=company.domain)]
     with CaptureQueriesContext(connection) as queries:
-        results = suppression.check_many(first, lookups=lookups, products={})
+        results = decisions.check_many(first, lookups=lookups, products={})
     assert [r.suppressed for r in results] == [True, False]
     assert len(queries) == 3  # people, domains, suppressions (no deal to read)
     with CaptureQueriesContext(connection) as queries:
-        again = suppression.check_many(first, lookups=lookups, products={})
+        again = decisions.check_many(first, lookups=lookups, products={})
     assert again == results and len(queries) == 0
     with CaptureQueriesContext(connection) as queries:
-        colm_result = suppression.check_many(
-            [suppression.Pitch(email=colm.email)], lookups=lookups, products={}
+        colm_result = decisions.check_many(
+            [decisions.Pitch(email=colm.email)], lookups=lookups, products={}
         )
     assert not colm_result[0].suppressed and len(queries) == 1  # only the new person
 
@@ -361,9 +357,9 @@ def test_any_of_matches_exactly_the_values_given(db):
     company = CompanyFactory()
     contacts = [ContactFactory(company=company, email=email) for email in odd]
     ContactFactory(company=company, email="other@x.example")
-    found = Contact.objects.filter(suppression.AnyOf(F("email"), set(odd) | {"", "x"}))
+    found = Contact.objects.filter(decisions.AnyOf(F("email"), set(odd) | {"", "x"}))
     assert sorted(found.values_list("email", flat=True)) == sorted(odd)
     ids = {c.pk for c in contacts} | {2**40}
-    assert set(Contact.objects.filter(suppression.AnyOf(F("id"), ids))) == set(contacts)
-    mixed = Contact.objects.filter(suppression.AnyOf(F("email"), {odd[0], 5}))
+    assert set(Contact.objects.filter(decisions.AnyOf(F("id"), ids))) == set(contacts)
+    mixed = Contact.objects.filter(decisions.AnyOf(F("email"), {odd[0], 5}))
     assert list(mixed.values_list("email", flat=True)) == [odd[0]]

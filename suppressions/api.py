@@ -12,8 +12,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from accounts.tokens import authenticate
-from customers import suppression
 from customers.normalize import normalize_domain, normalize_email, normalize_phone
+from suppressions import decisions
 
 MAX_ITEMS = 1000
 # 1,000 contacts of four fields at the longest allowed length, with room for JSON's quoting;
@@ -62,7 +62,7 @@ def _depth(body: bytes) -> int:
     return int(steps.cumsum().max(initial=0))
 
 
-def _parse(body: bytes) -> list[suppression.Pitch]:
+def _parse(body: bytes) -> list[decisions.Pitch]:
     """The request's contacts as pitches, or ValueError with a message for the client."""
     if _depth(body) > MAX_DEPTH:
         raise ValueError("The body nests too deeply; send a flat list of contacts.")
@@ -106,7 +106,7 @@ def _parse(body: bytes) -> list[suppression.Pitch]:
         if not any((item.get(key) or "").strip() for key in KEYS):
             raise ValueError(f"contacts[{index}] needs at least one of {', '.join(KEYS)}.")
         pitches.append(
-            suppression.Pitch(
+            decisions.Pitch(
                 email=normalize_email(item.get("email")),
                 phone=normalize_phone(item.get("phone")),
                 domain=normalize_domain(item.get("company_domain")),
@@ -140,7 +140,7 @@ def suppression_check(request):
         pitches = _parse(request.body)
     except ValueError as exc:
         return _error(400, str(exc))
-    results = suppression.check_many(pitches)
+    results = decisions.check_many(pitches)
     return JsonResponse(
         {
             "results": [
@@ -185,6 +185,8 @@ def _schema() -> dict:
         "required": ["error"],
         "properties": {"error": {"type": "string"}},
     }
+    paths = _check_paths(contact, error)
+    # Later endpoints add their paths here.
     return {
         "openapi": "3.1.0",
         "info": {
@@ -196,79 +198,83 @@ def _schema() -> dict:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
-        "paths": {
-            "/api/suppressions/check": {
-                "post": {
-                    "summary": "Check up to 1000 contacts against the suppressions",
-                    "operationId": "checkSuppressions",
-                    "requestBody": {
-                        "required": True,
+        "paths": paths,
+    }
+
+
+def _check_paths(contact: dict, error: dict) -> dict:
+    return {
+        "/api/suppressions/check": {
+            "post": {
+                "summary": "Check up to 1000 contacts against the suppressions",
+                "operationId": "checkSuppressions",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["contacts"],
+                                "properties": {
+                                    "contacts": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": MAX_ITEMS,
+                                        "items": contact,
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "One result per contact, in the same order.",
                         "content": {
                             "application/json": {
                                 "schema": {
                                     "type": "object",
-                                    "required": ["contacts"],
+                                    "required": ["results"],
                                     "properties": {
-                                        "contacts": {
+                                        "results": {
                                             "type": "array",
-                                            "minItems": 1,
-                                            "maxItems": MAX_ITEMS,
-                                            "items": contact,
+                                            "items": {
+                                                "type": "object",
+                                                "required": ["suppressed", "reason", "until"],
+                                                "properties": {
+                                                    "suppressed": {"type": "boolean"},
+                                                    "reason": {"type": ["string", "null"]},
+                                                    "until": {
+                                                        "type": ["string", "null"],
+                                                        "format": "date",
+                                                    },
+                                                },
+                                            },
                                         }
                                     },
                                 }
                             }
                         },
                     },
-                    "responses": {
-                        "200": {
-                            "description": "One result per contact, in the same order.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["results"],
-                                        "properties": {
-                                            "results": {
-                                                "type": "array",
-                                                "items": {
-                                                    "type": "object",
-                                                    "required": ["suppressed", "reason", "until"],
-                                                    "properties": {
-                                                        "suppressed": {"type": "boolean"},
-                                                        "reason": {"type": ["string", "null"]},
-                                                        "until": {
-                                                            "type": ["string", "null"],
-                                                            "format": "date",
-                                                        },
-                                                    },
-                                                },
-                                            }
-                                        },
-                                    }
-                                }
-                            },
-                        },
-                        "400": {
-                            "description": "Bad JSON or too many contacts.",
-                            "content": {"application/json": {"schema": error}},
-                        },
-                        "401": {
-                            "description": "No or bad token.",
-                            "content": {"application/json": {"schema": error}},
-                        },
-                        "413": {
-                            "description": "The body is larger than 1000 contacts can be.",
-                            "content": {"application/json": {"schema": error}},
-                        },
-                        "500": {
-                            "description": "A fault on the server; nothing was changed.",
-                            "content": {"application/json": {"schema": error}},
-                        },
+                    "400": {
+                        "description": "Bad JSON or too many contacts.",
+                        "content": {"application/json": {"schema": error}},
                     },
-                }
+                    "401": {
+                        "description": "No or bad token.",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                    "413": {
+                        "description": "The body is larger than 1000 contacts can be.",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                    "500": {
+                        "description": "A fault on the server; nothing was changed.",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                },
             }
-        },
+        }
     }
 
 

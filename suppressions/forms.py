@@ -1,7 +1,7 @@
 from django import forms
 
-from customers.calllist import MAX_BYTES
 from customers.models import Contact
+from suppressions.calllist import MAX_BYTES
 
 
 class CallListForm(forms.Form):

@@ -1,6 +1,5 @@
 """Suppression pages: the call-list check, override requests and decisions, lifting, DNC."""
 
-from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -14,15 +13,17 @@ from django_htmx.http import reswap, retarget
 from accounts import access
 from crm_site.forms import add_service_errors
 from crm_site.redirects import safe_next
-from customers import calllist, selectors, suppression
-from customers.forms_suppression import (
+from customers.models import Company, Contact
+from opportunities.models import Opportunity, Product
+from suppressions import calllist, decisions, selectors, services
+from suppressions.forms import (
     CallListForm,
     DoNotContactForm,
     LiftForm,
     OverrideDecisionForm,
     OverrideRequestForm,
 )
-from customers.models import Company, Contact, OverrideStatus, Suppression
+from suppressions.models import OverrideStatus, Suppression
 
 
 @require_http_methods(["GET", "POST"])
@@ -74,7 +75,7 @@ def _call_list_page(request, context: dict, *, status: int):
     The page, or for htmx its summary (the file stays chosen in the browser, ready to download)
     or, when the file was refused, the form with its error in place of form and summary.
     """
-    template = "customers/call_list_check.html"
+    template = "suppressions/call_list_check.html"
     if not request.htmx:
         return render(request, template, context, status=status)
     if status == 200:
@@ -97,14 +98,13 @@ def pitch_status(request):
     The live suppression status while a deal's company, contact and product are picked
     (an htmx fragment of the deal form). Empty until company and product are known.
     """
-    Product = apps.get_model("opportunities", "Product")
     company_id, contact_id, product_id, opportunity_id = (
         _int_param(request, name) for name in ("company", "contact", "product", "opportunity")
     )
     product = Product.objects.filter(pk=product_id).only("id", "line_id").first()
     verdict = None
     if company_id and product is not None:
-        verdict = suppression.check(
+        verdict = decisions.check(
             company_id=company_id,
             contact_id=contact_id,
             product_id=product.pk,
@@ -117,7 +117,6 @@ def pitch_status(request):
     # only a new pitch is checked).
     already_open = False
     if verdict is not None and verdict.blocked and opportunity_id:
-        Opportunity = apps.get_model("opportunities", "Opportunity")
         deal = (
             Opportunity.objects.filter(access.owner_q(request.user), pk=opportunity_id)
             .values_list("company_id", "contact_id", "product_id")
@@ -131,7 +130,7 @@ def pitch_status(request):
         "contact_id": contact_id or "",
         "product_id": product_id,
     }
-    return render(request, "customers/pitch_status.html", context)
+    return render(request, "suppressions/pitch_status.html", context)
 
 
 @login_required
@@ -141,16 +140,15 @@ def override_list(request):
     pending = [o for o in overrides if o.status == OverrideStatus.PENDING]
     decided = [o for o in overrides if o.status != OverrideStatus.PENDING][:50]
     for override in pending:
-        override.can_decide = suppression.can_decide(request.user, override)
+        override.can_decide = services.can_decide(request.user, override)
     context = {"pending": pending, "decided": decided, "decision_form": OverrideDecisionForm()}
-    return render(request, "customers/override_list.html", context)
+    return render(request, "suppressions/override_list.html", context)
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 def override_request(request):
     """Ask a manager for an exception to a suppression, for one pitch."""
-    Product = apps.get_model("opportunities", "Product")
     source = request.POST if request.method == "POST" else request.GET
     try:
         company = get_object_or_404(Company, pk=int(source.get("company") or 0))
@@ -161,7 +159,7 @@ def override_request(request):
     except ValueError as exc:
         raise Http404("Bad pitch") from exc
     contact = get_object_or_404(Contact, pk=contact_id, company=company) if contact_id else None
-    verdict = suppression.check(
+    verdict = decisions.check(
         company_id=company.pk,
         contact_id=contact.pk if contact else None,
         product_id=product.pk,
@@ -172,7 +170,7 @@ def override_request(request):
     if request.method == "POST":
         if form.is_valid():
             try:
-                suppression.override_request(
+                services.override_request(
                     actor=request.user,
                     company=company,
                     contact=contact,
@@ -187,7 +185,7 @@ def override_request(request):
                     "Your request is with your manager. Once approved, create the deal again "
                     "and it will go through.",
                 )
-                return redirect("customers:override_list")
+                return redirect("suppressions:override_list")
         status = 422
     context = {
         "form": form,
@@ -196,23 +194,23 @@ def override_request(request):
         "product": product,
         "verdict": verdict,
     }
-    return render(request, "customers/override_request.html", context, status=status)
+    return render(request, "suppressions/override_request.html", context, status=status)
 
 
 @require_POST
 @login_required
 def override_decide(request, override_id: int):
     override = access.get_or_404(selectors.overrides_visible_to(request.user), pk=override_id)
-    if not suppression.can_decide(request.user, override):
+    if not services.can_decide(request.user, override):
         raise Http404("Not yours to decide")
     # Decided from the manager's home (or the list): back to where the decision was taken.
-    back = safe_next(request) or reverse("customers:override_list")
+    back = safe_next(request) or reverse("suppressions:override_list")
     form = OverrideDecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose approve or decline.")
         return redirect(back)
     try:
-        suppression.override_decide(
+        services.override_decide(
             actor=request.user,
             override=override,
             approve=form.cleaned_data["decision"] == "approve",
@@ -231,7 +229,7 @@ def override_decide(request, override_id: int):
 @require_http_methods(["GET", "POST"])
 @login_required
 def suppression_lift(request, suppression_id: int):
-    if not suppression.can_lift(request.user):
+    if not services.can_lift(request.user):
         raise Http404("Only managers and administrators lift suppressions")
     target = get_object_or_404(
         Suppression.objects.select_related(
@@ -244,7 +242,7 @@ def suppression_lift(request, suppression_id: int):
     if request.method == "POST":
         if form.is_valid():
             try:
-                suppression.suppression_lift(
+                services.suppression_lift(
                     actor=request.user, suppression=target, reason=form.cleaned_data["reason"]
                 )
             except ValidationError as exc:
@@ -253,8 +251,8 @@ def suppression_lift(request, suppression_id: int):
                 messages.success(request, "Suppression lifted. It stays in the history.")
                 return redirect("customers:company_detail", company_id=target.company_id)
         status = 422
-    context = {"form": form, "suppression": target, "description": suppression.describe(target)}
-    return render(request, "customers/suppression_lift.html", context, status=status)
+    context = {"form": form, "suppression": target, "description": decisions.describe(target)}
+    return render(request, "suppressions/suppression_lift.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -266,7 +264,7 @@ def do_not_contact(request, company_id: int):
     if request.method == "POST":
         if form.is_valid():
             try:
-                suppression.do_not_contact_add(
+                services.do_not_contact_add(
                     actor=request.user,
                     company=company,
                     contact=form.cleaned_data["contact"],
@@ -283,4 +281,4 @@ def do_not_contact(request, company_id: int):
                 return redirect(reverse("customers:company_detail", args=[company.pk]))
         status = 422
     context = {"form": form, "company": company}
-    return render(request, "customers/do_not_contact.html", context, status=status)
+    return render(request, "suppressions/do_not_contact.html", context, status=status)
