@@ -130,8 +130,9 @@ class RequestSizeLimitMiddleware:
     """
     Refuses a body larger than its URL may take (Content-Length) before anything reads it: the
     CSRF check would otherwise parse, and spool to disk, a 200 MB upload to the login page
-    before any view could say no. Upload pages (DEBRIEF_UPLOAD_PATHS) may take
-    DEBRIEF_MAX_UPLOAD_BYTES; everything else DEBRIEF_MAX_REQUEST_BYTES. In production the
+    before any view could say no. A path under DEBRIEF_UPLOAD_LIMITS takes its own limit (the
+    call list's), other upload pages (DEBRIEF_UPLOAD_PATHS) DEBRIEF_MAX_UPLOAD_BYTES, and
+    everything else DEBRIEF_MAX_REQUEST_BYTES. In production the
     proxy in front should refuse the same sizes (e.g. nginx's client_max_body_size).
     """
 
@@ -144,10 +145,7 @@ class RequestSizeLimitMiddleware:
         except ValueError:
             return _refuse("The Content-Length header is not a number")
         if length:
-            upload = request.path.startswith(tuple(settings.DEBRIEF_UPLOAD_PATHS))
-            limit = (
-                settings.DEBRIEF_MAX_UPLOAD_BYTES if upload else settings.DEBRIEF_MAX_REQUEST_BYTES
-            )
+            limit = _limit(request.path)
             if length > limit:
                 return HttpResponse(
                     f"This request is {length / 1024 / 1024:.1f} MB; this page takes at most "
@@ -156,3 +154,13 @@ class RequestSizeLimitMiddleware:
                     content_type="text/plain; charset=utf-8",
                 )
         return self.get_response(request)
+
+
+def _limit(path: str) -> int:
+    """The largest body a request to `path` may carry (see RequestSizeLimitMiddleware)."""
+    for prefix, limit in getattr(settings, "DEBRIEF_UPLOAD_LIMITS", {}).items():
+        if path.startswith(prefix):
+            return limit
+    if path.startswith(tuple(settings.DEBRIEF_UPLOAD_PATHS)):
+        return settings.DEBRIEF_MAX_UPLOAD_BYTES
+    return settings.DEBRIEF_MAX_REQUEST_BYTES

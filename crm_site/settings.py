@@ -379,6 +379,25 @@ DEBRIEF_IMPORT_BATCH_ROWS = env_int("DEBRIEF_IMPORT_BATCH_ROWS", 2000)
 # An import left waiting (uploaded, checked, stopped) this many days is cancelled and its file,
 # which holds customers' names and e-mails, deleted (imports.expire_uploads, daily).
 DEBRIEF_IMPORT_KEEP_DAYS = env_int("DEBRIEF_IMPORT_KEEP_DAYS", 14)
+# Call lists (suppressions/calllist.py, suppressions/jobs.py): the largest file and header, and
+# the most rows. A list of up to DEBRIEF_CALLLIST_INLINE_ROWS rows is answered at once; a
+# larger one becomes a job, cut into chunks of DEBRIEF_CALLLIST_CHUNK_ROWS rows that workers
+# check in parallel. Its checked file is kept DEBRIEF_CALLLIST_KEEP_HOURS for download, then
+# deleted (suppressions.calllist_sweep); a chunk silent for DEBRIEF_CALLLIST_STALE_SECONDS is
+# taken as lost with its worker.
+DEBRIEF_CALLLIST_MAX_BYTES = env_int("DEBRIEF_CALLLIST_MAX_BYTES", 128 * 1024 * 1024)
+DEBRIEF_CALLLIST_MAX_ROWS = env_int("DEBRIEF_CALLLIST_MAX_ROWS", 2_000_000)
+DEBRIEF_CALLLIST_MAX_COLUMNS = env_int("DEBRIEF_CALLLIST_MAX_COLUMNS", 1000)
+DEBRIEF_CALLLIST_INLINE_ROWS = env_int("DEBRIEF_CALLLIST_INLINE_ROWS", 100_000)
+DEBRIEF_CALLLIST_CHUNK_ROWS = env_int("DEBRIEF_CALLLIST_CHUNK_ROWS", 50_000)
+DEBRIEF_CALLLIST_KEEP_HOURS = env_int("DEBRIEF_CALLLIST_KEEP_HOURS", 24)
+DEBRIEF_CALLLIST_STALE_SECONDS = env_int("DEBRIEF_CALLLIST_STALE_SECONDS", 120)
+# The call-list page and the API's list endpoint take a call list of up to its limit (with
+# room for the form around it); crm_site.middleware reads these before DEBRIEF_UPLOAD_PATHS.
+DEBRIEF_UPLOAD_LIMITS = {
+    "/suppressions/check/": DEBRIEF_CALLLIST_MAX_BYTES + 64 * 1024,
+    "/api/suppressions/lists": DEBRIEF_CALLLIST_MAX_BYTES + 64 * 1024,
+}
 
 # Product settings.
 DEBRIEF_PIPELINE_PAGE_SIZE = env_int("DEBRIEF_PIPELINE_PAGE_SIZE", 25)
@@ -442,6 +461,12 @@ DEBRIEF_HOME_SECTIONS = ["suppressions.brief.home_sections"]
 # The pipeline asks this module before a pitch (opportunities/guard.py): the suppressions app,
 # which reads the pipeline and so cannot be imported by it.
 DEBRIEF_PITCH_GUARD = "suppressions.guard"
+# Outbound webhooks of suppression changes (suppressions/webhooks.py): seconds one delivery
+# may take (short: in the embedded default it runs right after a close commits), failed
+# attempts in a row that disable an endpoint, and attempts per delivery before it is given up.
+DEBRIEF_WEBHOOK_TIMEOUT_SECONDS = env_float("DEBRIEF_WEBHOOK_TIMEOUT_SECONDS", 3, low=0.1, high=60)
+DEBRIEF_WEBHOOK_DISABLE_AFTER = env_int("DEBRIEF_WEBHOOK_DISABLE_AFTER", 8)
+DEBRIEF_WEBHOOK_MAX_ATTEMPTS = env_int("DEBRIEF_WEBHOOK_MAX_ATTEMPTS", 12)
 # Likewise for the deal page: closing with a reflection, reopening, the reflection history.
 DEBRIEF_DEAL_SECTIONS = [
     "reflections.brief.deal_sections",

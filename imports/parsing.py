@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from crm_site import textfiles
 from imports.presets import normalise_header
 
 
@@ -39,24 +40,19 @@ class Row:
 
 def decode(data: bytes) -> str:
     """The file's text: UTF-8 (a BOM is dropped) or else Windows-1252; refuses binary files."""
-    if not data.strip():
-        raise FileProblem("The file is empty. Export the deals again and upload that file.")
-    if b"\x00" in data[:65536]:
-        raise FileProblem(
-            "This does not look like a CSV file (it holds binary data). Export the deals as "
-            "CSV (comma-separated values) and upload that file."
-        )
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:
-        raise FileProblem(
-            "The file's text is neither UTF-8 nor Windows-1252. Save it as “CSV UTF-8” and "
-            "upload it again."
-        ) from None
+        return textfiles.decode(data, utf16=False)
+    except textfiles.NotText as exc:
+        raise FileProblem(_NOT_TEXT[exc.reason]) from None
+
+
+_NOT_TEXT = {
+    "empty": "The file is empty. Export the deals again and upload that file.",
+    "binary": "This does not look like a CSV file (it holds binary data). Export the deals as "
+    "CSV (comma-separated values) and upload that file.",
+    "encoding": "The file's text is neither UTF-8 nor Windows-1252. Save it as “CSV UTF-8” and "
+    "upload it again.",
+}
 
 
 def _delimiter(first_line: str) -> str:

@@ -63,6 +63,24 @@ SCHEDULES = [
         description="Cancel history imports left waiting for DEBRIEF_IMPORT_KEEP_DAYS days "
         "and delete their files (03:40 every night).",
     ),
+    # Receivers of the suppression feed and webhooks hear of an end on the day it passes.
+    Schedule(
+        name="Suppressions: report ended suppressions",
+        task="suppressions.record_ended",
+        minute="5",
+        hour="0",
+        description="Report suppressions whose last day passed; resend lost webhook "
+        "deliveries (00:05 every night).",
+    ),
+    # A checked call list holds customers' names and numbers: deleted once its keep time is
+    # over; chunks whose worker died are failed so that their job offers a retry.
+    Schedule(
+        name="Call lists: expire checked files",
+        task="suppressions.calllist_sweep",
+        minute="*/15",
+        description="Delete call-list files older than DEBRIEF_CALLLIST_KEEP_HOURS and fail "
+        "chunks whose worker stopped (every 15 minutes).",
+    ),
 ]
 
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.tokens import authenticate
 from customers.normalize import normalize_domain, normalize_email, normalize_phone
-from suppressions import decisions
+from suppressions import api_feed, api_lists, decisions
 
 MAX_ITEMS = 1000
 # 1,000 contacts of four fields at the longest allowed length, with room for JSON's quoting;
@@ -187,6 +187,8 @@ def _schema() -> dict:
     }
     paths = _check_paths(contact, error)
     # Later endpoints add their paths here.
+    paths.update(api_lists.schema_paths())
+    paths.update(api_feed.schema_paths())
     return {
         "openapi": "3.1.0",
         "info": {

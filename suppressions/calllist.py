@@ -1,37 +1,49 @@
 """
 Checking a call list against the suppressions: a CSV comes in with any of the columns `email`,
-`phone`, `company_domain` (and optionally `product`), and goes back out, streamed, with
-`suppressed`, `reason`, `until` and `problem` added; or it is summarised (rows, suppressed, by
-reason, rows with problems) for the page.
+`phone`, `company_domain` (and optionally `product`), and goes back out with `suppressed`,
+`reason`, `until` and `problem` added; or it is summarised (rows, suppressed, by reason, rows
+with problems) for the page.
 
 Rows keep their order and their cells as uploaded. A row whose number of values differs from the
 header's keeps them all and says so in `problem`: a short row's missing cells are read and
 written as blank, so that the added columns stay under their names; a long row's first values
 are checked under the header's columns and its extra values follow `problem`, unchecked.
 
-The file is read twice: once to validate all of it (text in UTF-8, with or without a byte order
-mark, UTF-16 with its byte order mark, or Windows-1252; CSV; a usable column; at most MAX_ROWS
-rows) before a single byte is answered, so a bad file gets a clear message instead of
-half a download; then again in batches of BATCH_ROWS rows, each checked set-based with a fixed
-number of queries. Nothing is stored.
+validate() reads the whole file before anything is answered or stored, so a bad file gets a
+clear message instead of half a download: its text encoding (crm_site.textfiles: UTF-8, with
+or without a byte order mark, UTF-16 with its byte order mark, or Windows-1252), then, in one
+pass, its CSV, its header (a usable column, at most DEBRIEF_CALLLIST_MAX_COLUMNS), its rows (at
+most DEBRIEF_CALLLIST_MAX_ROWS) and where it can be cut into chunks: byte offsets at record
+boundaries (a quoted line break stays inside its record), every DEBRIEF_CALLLIST_CHUNK_ROWS
+rows or CHUNK_BYTES bytes. A file of at most DEBRIEF_CALLLIST_INLINE_ROWS rows is then checked
+at once, in batches of BATCH_ROWS rows, each set-based with a fixed number of queries; a larger
+one becomes a job whose chunks are checked by workers (suppressions.jobs) through the same
+batches, each chunk reading only its own bytes.
 """
 
 import codecs
 import csv
 import io
+import itertools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 
+from django.conf import settings
+
+from crm_site import textfiles
 from crm_site.csvsafe import FORMULA_STARTS, safe_cell
 from customers.normalize import normalize_domain, normalize_email, normalize_phone
 from suppressions import decisions
 from suppressions.models import SuppressionReason
 
-MAX_ROWS = 100_000
-MAX_BYTES = 32 * 1024 * 1024
+# A chunk also ends at this many bytes, so that a worker holds at most this much of the file
+# (wide rows would otherwise make a chunk of DEBRIEF_CALLLIST_CHUNK_ROWS rows large).
+CHUNK_BYTES = 8 * 1024 * 1024
+# The header is read before anything else; a first line longer than this is not a header.
+HEADER_CHARS = 1024 * 1024
 # Each batch costs four queries and their planning whatever its size, so larger batches are
 # faster (5,000 rows: 2.5 s for 100,000 rows; 10,000: 2.2 s) until memory or SQLite's limit of
 # 32,766 parameters a statement (e-mails and phones are one) gets in the way.
@@ -53,12 +65,50 @@ class CallListError(ValueError):
 NAMED_COLUMNS = 5
 
 
+def max_bytes() -> int:
+    return settings.DEBRIEF_CALLLIST_MAX_BYTES
+
+
+def max_rows() -> int:
+    return settings.DEBRIEF_CALLLIST_MAX_ROWS
+
+
+def max_columns() -> int:
+    return settings.DEBRIEF_CALLLIST_MAX_COLUMNS
+
+
+def inline_rows() -> int:
+    return settings.DEBRIEF_CALLLIST_INLINE_ROWS
+
+
+def size_text(size: int) -> str:
+    """A size as the messages say it: 2.0 KB, 4.5 MB, 128 MB."""
+    if size < 1024 * 1024:
+        return f"{size / 1024:,.1f} KB"
+    megabytes = size / 1024 / 1024
+    return f"{megabytes:,.1f} MB" if megabytes < 10 else f"{megabytes:,.0f} MB"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of whole records: bytes [start, end) of the file, from record `first_row` on."""
+
+    start: int
+    end: int
+    first_row: int  # as a spreadsheet numbers it: the header is row 1
+    rows: int  # non-empty rows
+
+
 @dataclass(frozen=True)
 class Layout:
     header: list[str]
     columns: dict[str, int]  # known column name -> index
     rows: int
     encoding: str = "utf-8-sig"
+    chunks: tuple[Chunk, ...] = ()
+    # How a chunk's bytes decode on their own: a UTF-16 file's byte order is read from its
+    # mark, which only the file's first bytes hold.
+    chunk_encoding: str = "utf-8"
 
 
 @contextmanager
@@ -72,63 +122,120 @@ def _text(upload, encoding: str) -> Iterator[io.TextIOWrapper]:
         wrapper.detach()
 
 
-def validate(upload) -> Layout:
-    """Read the whole upload once and say what is wrong with it, or how it is laid out."""
+_NOT_TEXT = {
+    "empty": "The file is empty.",
+    "binary": "This is not a CSV file (it contains binary data).",
+    "encoding": "The file is not text we can read (it is neither UTF-8, UTF-16 nor "
+    "Windows-1252). Save it as “CSV UTF-8” and upload it again.",
+}
+
+
+def validate(upload, *, chunk_rows: int | None = None) -> Layout:
+    """
+    Read the whole upload and say what is wrong with it, or how it is laid out: its header,
+    known columns, non-empty rows, encoding and chunks of at most `chunk_rows` rows
+    (DEBRIEF_CALLLIST_CHUNK_ROWS by default).
+    """
+    limit = max_bytes()
     if upload.size == 0:
         raise CallListError("The file is empty.")
-    if upload.size > MAX_BYTES:
+    if upload.size > limit:
         raise CallListError(
-            f"The file is {upload.size / 1024 / 1024:.0f} MB; the limit is "
-            f"{MAX_BYTES // 1024 // 1024} MB ({MAX_ROWS:,} rows). Split it and check each part."
+            f"The file is {size_text(upload.size)}; the limit is {size_text(limit)} "
+            f"({max_rows():,} rows). Split it and check each part."
         )
-    encoding = _encoding(upload)
+    try:
+        encoding = textfiles.detect(upload.file)
+    except textfiles.NotText as exc:
+        raise CallListError(_NOT_TEXT[exc.reason]) from None
+    per_chunk = chunk_rows or settings.DEBRIEF_CALLLIST_CHUNK_ROWS
     try:
         with _text(upload, encoding) as text:
-            layout = _layout(csv.reader(text, strict=True))
+            return _inspect(text, encoding, per_chunk, _start_bytes(upload, encoding))
     except csv.Error as exc:
         raise CallListError(f"This is not a readable CSV file: {exc}.") from exc
-    return Layout(layout.header, layout.columns, layout.rows, encoding)
 
 
-def _encoding(upload) -> str:
-    """
-    How the file is written: a byte order mark says UTF-16 or UTF-8; without one, UTF-8 if
-    every byte reads as UTF-8, else Windows-1252 (what older spreadsheet programs save as
-    "CSV"), if every byte reads as that. Anything else, or a NUL in the text, is refused.
-    """
+def _start_bytes(upload, encoding: str) -> tuple[int, str]:
+    """The byte order mark's length, and how the rest of the file decodes in pieces."""
     upload.seek(0)
-    start = upload.read(4)
-    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return _check(upload, "utf-16")
-    try:
-        return _check(upload, "utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return _check(upload, "cp1252")
-    except UnicodeDecodeError as exc:
+    start = upload.read(3)
+    upload.seek(0)
+    if encoding == "utf-16":
+        return 2, "utf-16-le" if start.startswith(codecs.BOM_UTF16_LE) else "utf-16-be"
+    if encoding == "utf-8-sig":
+        return (3 if start.startswith(codecs.BOM_UTF8) else 0), "utf-8"
+    return 0, encoding
+
+
+def _inspect(text, encoding: str, per_chunk: int, start: tuple[int, str]) -> Layout:
+    """
+    One pass over the text: the header, the rows and the chunk boundaries. The byte offset
+    after each line is that line's length in the file's own encoding added up; csv.reader takes
+    exactly one record's lines for each row it yields, so the offset after a row is a record
+    boundary.
+    """
+    position, chunk_encoding = start
+    if chunk_encoding == "cp1252":
+        size = len
+    elif chunk_encoding == "utf-8":
+
+        def size(line: str) -> int:
+            # An ASCII line (most are) is as many bytes as characters; str knows it is ASCII.
+            return len(line) if line.isascii() else len(line.encode("utf-8"))
+    else:
+
+        def size(line: str) -> int:
+            return len(line.encode(chunk_encoding))
+
+    def tracked() -> Iterator[str]:
+        nonlocal position
+        for line in text:
+            position += size(line)
+            yield line
+
+    first = text.readline(HEADER_CHARS)
+    if len(first) >= HEADER_CHARS and not first.endswith(("\n", "\r")):
         raise CallListError(
-            "The file is not text we can read (it is neither UTF-8, UTF-16 nor Windows-1252). "
-            "Save it as “CSV UTF-8” and upload it again."
-        ) from exc
-
-
-def _check(upload, encoding: str) -> str:
-    """Decode the whole file as `encoding` (UnicodeDecodeError if it is not)."""
-    upload.seek(0)
-    decoder = codecs.getincrementaldecoder(encoding)()
-    for chunk in iter(lambda: upload.read(256 * 1024), b""):
-        if "\x00" in decoder.decode(chunk):
-            raise CallListError("This is not a CSV file (it contains binary data).")
-    decoder.decode(b"", final=True)  # a file that ends inside a character
-    return encoding
-
-
-def _layout(reader) -> Layout:
-    """The header's known columns and the number of non-empty rows."""
+            f"The first line is longer than {HEADER_CHARS // 1024 // 1024} MB, so it cannot be "
+            "a header. The first line must name the columns: email, phone or company_domain."
+        )
+    position += size(first)
+    lines = tracked()
+    reader = csv.reader(itertools.chain([first], lines), strict=True)
     header = next(reader, None)
     if header is None:
         raise CallListError("The file is empty.")
+    columns = _columns(header)
+    limit, per_file = max_columns(), max_rows()
+    if len(header) > limit:
+        raise CallListError(
+            f"The header has {len(header):,} columns; at most {limit:,} are read. Keep the "
+            "columns the campaign needs (email, phone, company_domain, product and a few of "
+            "your own) and upload it again."
+        )
+    rows = chunk_rows = 0
+    chunks: list[Chunk] = []
+    chunk_start, chunk_first = position, 2
+    for number, row in enumerate(reader, 2):
+        if not any(map(str.strip, row)):
+            continue
+        rows += 1
+        if rows > per_file:
+            raise CallListError(
+                f"The file has more than {per_file:,} rows. Split it and check each part."
+            )
+        chunk_rows += 1
+        if chunk_rows >= per_chunk or position - chunk_start >= CHUNK_BYTES:
+            chunks.append(Chunk(chunk_start, position, chunk_first, chunk_rows))
+            chunk_start, chunk_first, chunk_rows = position, number + 1, 0
+    if chunk_rows:
+        chunks.append(Chunk(chunk_start, position, chunk_first, chunk_rows))
+    return Layout(header, columns, rows, encoding, tuple(chunks), chunk_encoding)
+
+
+def _columns(header: list[str]) -> dict[str, int]:
+    """The header's known columns, or the refusal naming (briefly) what it holds instead."""
     names = [name.strip().lower() for name in header]
     columns = {name: i for i, name in enumerate(names) if name in (*KEY_COLUMNS, "product")}
     if not any(name in columns for name in KEY_COLUMNS):
@@ -141,16 +248,7 @@ def _layout(reader) -> Layout:
             + ", ".join(KEY_COLUMNS)
             + f" (found: {named})."
         )
-    rows = 0
-    for row in reader:
-        if not any(map(str.strip, row)):
-            continue
-        rows += 1
-        if rows > MAX_ROWS:
-            raise CallListError(
-                f"The file has more than {MAX_ROWS:,} rows. Split it and check each part."
-            )
-    return Layout(header=header, columns=columns, rows=rows)
+    return columns
 
 
 class _Normalised(dict):
@@ -216,33 +314,53 @@ def problem(number: int, values: int, columns: int) -> str:
     )
 
 
-def _batches(upload, layout: Layout) -> Iterator[tuple[list[tuple[str, ...]], dict[int, int]]]:
-    """
-    The non-empty rows in batches, each with its odd rows (more or fewer values than the
-    header) as {position in the batch: row number}.
-    """
-    columns = len(layout.header)
+def _records(upload, layout: Layout) -> Iterator[list[str]]:
+    """The upload's records after its header."""
     with _text(upload, layout.encoding) as text:
         reader = csv.reader(text, strict=True)
         next(reader, None)
-        # Rows as tuples: the garbage collector stops tracking those, not lists (see
-        # decisions.check_keys).
-        batch: list[tuple[str, ...]] = []
-        odd: dict[int, int] = {}
-        cells = 0
-        for number, row in enumerate(reader, 2):
-            if not any(map(str.strip, row)):
-                continue
-            if len(row) != columns:
-                odd[len(batch)] = number
-            batch.append(tuple(row))
-            cells += len(row)
-            # Rows of thousands of cells fill memory long before BATCH_ROWS rows do.
-            if len(batch) >= BATCH_ROWS or cells >= BATCH_CELLS:
-                yield batch, odd
-                batch, odd, cells = [], {}, 0
-        if batch:
+        yield from reader
+
+
+def chunk_records(data: bytes, layout: Layout) -> Iterator[list[str]]:
+    """The records of one chunk's bytes (Layout.chunks), which start and end at record ends."""
+    return csv.reader(io.StringIO(data.decode(layout.chunk_encoding), newline=""), strict=True)
+
+
+def _batches(
+    records: Iterable[list[str]], layout: Layout, first_row: int = 2
+) -> Iterator[tuple[list[tuple[str, ...]], dict[int, int]]]:
+    """
+    The non-empty rows in batches, each with its odd rows (more or fewer values than the
+    header) as {position in the batch: row number}; the first record is row `first_row`.
+    """
+    columns = len(layout.header)
+    # Rows as tuples: the garbage collector stops tracking those, not lists (see
+    # decisions.check_keys).
+    batch: list[tuple[str, ...]] = []
+    odd: dict[int, int] = {}
+    cells = 0
+    for number, row in enumerate(records, first_row):
+        if not any(map(str.strip, row)):
+            continue
+        if len(row) != columns:
+            odd[len(batch)] = number
+        batch.append(tuple(row))
+        cells += len(row)
+        # Rows of thousands of cells fill memory long before BATCH_ROWS rows do.
+        if len(batch) >= BATCH_ROWS or cells >= BATCH_CELLS:
             yield batch, odd
+            batch, odd, cells = [], {}, 0
+    if batch:
+        yield batch, odd
+
+
+_LINE = csv.writer(_Line()).writerow
+
+
+def header_line(layout: Layout) -> str:
+    """The checked file's first line: the user's header (escaped) and the added columns."""
+    return _LINE([safe_cell(h) for h in layout.header] + list(ADDED_COLUMNS))
 
 
 def annotate(upload, layout: Layout) -> Iterator[str]:
@@ -250,10 +368,25 @@ def annotate(upload, layout: Layout) -> Iterator[str]:
     The checked CSV, one batch of lines at a time: the original cells (escaped) and the four
     new ones. Holds one batch, never the file.
     """
-    line = csv.writer(_Line()).writerow
-    yield line([safe_cell(h) for h in layout.header] + list(ADDED_COLUMNS))
+    yield header_line(layout)
+    yield from annotated(_records(upload, layout), layout)
+
+
+def annotated(
+    records: Iterable[list[str]],
+    layout: Layout,
+    *,
+    first_row: int = 2,
+    tally: "Tally | None" = None,
+    lookups: decisions.Lookups | None = None,
+) -> Iterator[str]:
+    """
+    The checked lines of `records` (no header), one string per batch; what they hold is counted
+    in `tally` as they go. A chunk passes its first row's number and the worker's `lookups`.
+    """
+    line = _LINE
     products = decisions.product_index()
-    lookups = decisions.Lookups()
+    lookups = lookups if lookups is not None else decisions.Lookups()
     pitches = _pitches(layout)
     columns = len(layout.header)
 
@@ -282,6 +415,8 @@ def annotate(upload, layout: Layout) -> Iterator[str]:
 
     def checked(batch: list[tuple[str, ...]], odd: dict[int, int]) -> str:
         results = decisions.check_keys(pitches(batch), products=products, lookups=lookups)
+        if tally is not None:
+            tally.add(batch, odd, results, columns)
         if len(added) > ADDED_CACHE:
             added.clear()
             kept.clear()
@@ -297,7 +432,7 @@ def annotate(upload, layout: Layout) -> Iterator[str]:
             lines[position] = odd_line(batch[position], number, results[position])
         return "".join(lines)
 
-    for batch, odd in _batches(upload, layout):
+    for batch, odd in _batches(records, layout, first_row):
         yield checked(batch, odd)
 
 
@@ -323,6 +458,63 @@ class Summary:
         return self.rows - self.suppressed
 
 
+@dataclass
+class Tally:
+    """
+    What checking finds, counted batch by batch: rows, suppressed rows by reason, rows with
+    problems and the first LISTED_PROBLEMS of those. A job's chunks each keep one (as_dict) and
+    the job adds them up in chunk order (merge).
+    """
+
+    rows: int = 0
+    kinds: Counter = field(default_factory=Counter)
+    problems: int = 0
+    listed: list[str] = field(default_factory=list)
+
+    def add(self, batch, odd: dict[int, int], results, columns: int) -> None:
+        self.rows += len(batch)
+        # Results repeat (one per deciding suppression): count them by identity, then their
+        # kinds, rather than hash every row's result.
+        by_id = dict(zip(map(id, results), results, strict=True))
+        for key, count in Counter(map(id, results)).items():
+            result = by_id[key]
+            if result.suppressed:
+                self.kinds[result.kind] += count
+        self.problems += len(odd)
+        for position, number in odd.items():
+            if len(self.listed) < LISTED_PROBLEMS:
+                self.listed.append(problem(number, len(batch[position]), columns))
+
+    def as_dict(self) -> dict:
+        return {
+            "rows": self.rows,
+            "kinds": dict(self.kinds),
+            "problems": self.problems,
+            "listed": self.listed,
+        }
+
+    @classmethod
+    def merge(cls, parts: Iterable[dict]) -> "Tally":
+        total = cls()
+        for part in parts:
+            total.rows += part.get("rows", 0)
+            total.kinds.update(part.get("kinds", {}))
+            total.problems += part.get("problems", 0)
+            total.listed.extend(part.get("listed", [])[: LISTED_PROBLEMS - len(total.listed)])
+        return total
+
+    def summary(self) -> Summary:
+        labels = dict(SuppressionReason.choices)
+        by_reason = [(labels[kind], self.kinds[kind]) for kind in REASONS if self.kinds[kind]]
+        return Summary(
+            rows=self.rows,
+            suppressed=sum(self.kinds.values()),
+            by_reason=by_reason,
+            problems=self.problems,
+            listed=list(self.listed),
+        )
+
+
 def summarise(upload, layout: Layout) -> Summary:
     """
     What checking the file finds, for the page: the same batches and queries as annotate(),
@@ -332,29 +524,8 @@ def summarise(upload, layout: Layout) -> Summary:
     lookups = decisions.Lookups()
     pitches = _pitches(layout)
     columns = len(layout.header)
-    kinds: Counter[str] = Counter()
-    rows = problems = 0
-    listed: list[str] = []
-    for batch, odd in _batches(upload, layout):
+    tally = Tally()
+    for batch, odd in _batches(_records(upload, layout), layout):
         results = decisions.check_keys(pitches(batch), products=products, lookups=lookups)
-        rows += len(batch)
-        # Results repeat (one per deciding suppression): count them by identity, then their
-        # kinds, rather than hash every row's result.
-        by_id = dict(zip(map(id, results), results, strict=True))
-        for key, count in Counter(map(id, results)).items():
-            result = by_id[key]
-            if result.suppressed:
-                kinds[result.kind] += count
-        problems += len(odd)
-        for position, number in odd.items():
-            if len(listed) < LISTED_PROBLEMS:
-                listed.append(problem(number, len(batch[position]), columns))
-    labels = dict(SuppressionReason.choices)
-    by_reason = [(labels[kind], kinds[kind]) for kind in REASONS if kinds[kind]]
-    return Summary(
-        rows=rows,
-        suppressed=sum(kinds.values()),
-        by_reason=by_reason,
-        problems=problems,
-        listed=listed,
-    )
+        tally.add(batch, odd, results, columns)
+    return tally.summary()

@@ -1,18 +1,23 @@
 from django import forms
 
 from customers.models import Contact
-from suppressions.calllist import MAX_BYTES
+from suppressions import calllist
 
 
 class CallListForm(forms.Form):
     file = forms.FileField(
         label="Call list (CSV)",
-        help_text=(
-            "UTF-8 CSV with a header row naming any of: email, phone, company_domain, and "
-            f"optionally product. Up to 100,000 rows, {MAX_BYTES // 1024 // 1024} MB."
-        ),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text = (
+            "UTF-8 CSV with a header row naming any of: email, phone, company_domain, and "
+            f"optionally product. Up to {calllist.max_rows():,} rows, "
+            f"{calllist.size_text(calllist.max_bytes())}; lists of more than "
+            f"{calllist.inline_rows():,} rows are checked in the background."
+        )
 
 
 class OverrideRequestForm(forms.Form):

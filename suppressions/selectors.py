@@ -127,3 +127,21 @@ def group_suppressions(active: list) -> list[dict]:
             g["what"],
         ),
     )
+
+
+# --- call-list jobs ----------------------------------------------------------------------------
+def call_list_jobs_visible_to(user) -> QuerySet:
+    """Call-list jobs a person may open: their own; an administrator's, everyone's."""
+    from suppressions.models import CallListJob
+
+    jobs = CallListJob.objects.select_related("owner")
+    if user.role == Role.ADMIN:
+        return jobs
+    return jobs.filter(owner=user)
+
+
+def call_list_jobs_of_token(token) -> QuerySet:
+    """Call-list jobs an API token sent: only its own."""
+    from suppressions.models import CallListJob
+
+    return CallListJob.objects.filter(api_token=token)

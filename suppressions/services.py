@@ -16,9 +16,11 @@ from accounts import access
 from accounts.models import User
 from customers.models import Company, Contact
 from opportunities.models import Opportunity
+from suppressions import feed
 from suppressions.decisions import Verdict, check, today
 from suppressions.models import (
     REASON_FOR_OUTCOME,
+    ChangeKind,
     OverrideStatus,
     Suppression,
     SuppressionOverride,
@@ -62,12 +64,15 @@ def _derived(rule: SuppressionRule, opportunity, closed_on: datetime.date) -> Su
 def derive_for_close(*, opportunity, outcome: str, closed_on: datetime.date) -> list[Suppression]:
     """
     The suppressions that the active rules imply for a deal that just closed. Called by the
-    close service inside its transaction, so a failed close leaves none behind.
+    close service inside its transaction, so a failed close leaves none behind (nor their
+    changes in the feed).
     """
     rules = SuppressionRule.objects.filter(active=True, trigger_outcome=outcome)
-    return Suppression.objects.bulk_create(
+    created = Suppression.objects.bulk_create(
         [_derived(rule, opportunity, closed_on) for rule in rules]
     )
+    feed.changes_record_ids(ChangeKind.STARTED, [s.pk for s in created])
+    return created
 
 
 def derive_for_history(
@@ -94,14 +99,29 @@ def derive_for_history(
         for rule in rules.get(outcome, ())
         if closed_on + datetime.timedelta(days=rule.days - 1) >= day
     ]
-    return Suppression.objects.bulk_create(derived) if derived else []
+    if not derived:
+        return []
+    created = Suppression.objects.bulk_create(derived)
+    feed.changes_record_ids(ChangeKind.STARTED, [s.pk for s in created])
+    return created
 
 
 def lift_for_reopen(*, opportunity, actor: User) -> int:
     """A reopened deal no longer suppresses anything; its suppressions are kept, lifted."""
-    return Suppression.objects.filter(
-        source_opportunity=opportunity, lifted_at__isnull=True
-    ).update(lifted_at=timezone.now(), lifted_by=actor, lift_reason="The deal was reopened.")
+    # Locked first, like suppression_lift does, so that a manager lifting one of them at the
+    # same moment waits instead of deadlocking on the change log.
+    ids = list(
+        Suppression.objects.select_for_update()
+        .filter(source_opportunity=opportunity, lifted_at__isnull=True)
+        .values_list("pk", flat=True)
+    )
+    if not ids:
+        return 0
+    lifted = Suppression.objects.filter(pk__in=ids).update(
+        lifted_at=timezone.now(), lifted_by=actor, lift_reason="The deal was reopened."
+    )
+    feed.changes_record_ids(ChangeKind.LIFTED, ids)
+    return lifted
 
 
 @transaction.atomic
@@ -109,9 +129,20 @@ def rule_rebuild(*, rule: SuppressionRule, batch_size: int = 2000) -> int:
     """
     Recompute a rule's suppressions from closed-deal history: drop the ones it made that are
     not lifted, and create those its current settings imply and that still run today. Lifted
-    suppressions stay as they are (somebody decided on them).
+    suppressions stay as they are (somebody decided on them). The feed reports each dropped
+    one as lifted (withdrawn) unless its end was reported, and each created one as started.
     """
-    Suppression.objects.filter(rule=rule, lifted_at__isnull=True).delete()
+    # Locked first (as suppression_lift locks), then reported and deleted by id, so that a
+    # lift or a close at the same moment neither deadlocks nor slips in unreported.
+    dropped = list(
+        Suppression.objects.select_for_update()
+        .filter(rule=rule, lifted_at__isnull=True)
+        .values_list("pk", flat=True)
+    )
+    for start in range(0, len(dropped), feed.ID_CHUNK):
+        chunk = Suppression.objects.filter(pk__in=dropped[start : start + feed.ID_CHUNK])
+        feed.changes_record(ChangeKind.LIFTED, feed.without_an_end(chunk))
+        chunk.delete()
     if not rule.active:
         return 0
     lifted = set(
@@ -132,10 +163,16 @@ def rule_rebuild(*, rule: SuppressionRule, batch_size: int = 2000) -> int:
             continue
         batch.append(_derived(rule, deal, deal.closed_date))
         if len(batch) >= batch_size:
-            created += len(Suppression.objects.bulk_create(batch))
+            created += _create_started(batch)
             batch = []
-    created += len(Suppression.objects.bulk_create(batch))
+    created += _create_started(batch)
     return created
+
+
+def _create_started(suppressions: list[Suppression]) -> int:
+    created = Suppression.objects.bulk_create(suppressions)
+    feed.changes_record_ids(ChangeKind.STARTED, [s.pk for s in created])
+    return len(created)
 
 
 # --- do-not-contact and lifting ----------------------------------------------------------------
@@ -163,6 +200,7 @@ def do_not_contact_add(
     )
     if contact is not None and not contact.do_not_contact:
         Contact.objects.filter(pk=contact.pk).update(do_not_contact=True)
+    feed.changes_record_ids(ChangeKind.STARTED, [suppression.pk])
     return suppression
 
 
@@ -187,6 +225,7 @@ def do_not_contact_add_many(
         for contact in contacts
     )
     Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(do_not_contact=True)
+    feed.changes_record_ids(ChangeKind.STARTED, [s.pk for s in suppressions])
     return suppressions
 
 
@@ -209,6 +248,7 @@ def suppression_lift(*, actor: User, suppression: Suppression, reason: str) -> S
     locked.lifted_by = actor
     locked.lift_reason = reason
     locked.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
+    feed.changes_record_ids(ChangeKind.LIFTED, [locked.pk])
     if locked.reason == SuppressionReason.DO_NOT_CONTACT and locked.contact_id:
         still = Suppression.objects.filter(
             contact_id=locked.contact_id,

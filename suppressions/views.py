@@ -1,21 +1,27 @@
 """Suppression pages: the call-list check, override requests and decisions, lifting, DNC."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, StreamingHttpResponse
+from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import reswap, retarget
+from django_htmx.http import (
+    HttpResponseClientRedirect,
+    HttpResponseStopPolling,
+    reswap,
+    retarget,
+)
 
 from accounts import access
 from crm_site.forms import add_service_errors
 from crm_site.redirects import safe_next
 from customers.models import Company, Contact
 from opportunities.models import Opportunity, Product
-from suppressions import calllist, decisions, selectors, services
+from suppressions import calllist, decisions, jobs, selectors, services
 from suppressions.forms import (
     CallListForm,
     DoNotContactForm,
@@ -23,7 +29,7 @@ from suppressions.forms import (
     OverrideDecisionForm,
     OverrideRequestForm,
 )
-from suppressions.models import OverrideStatus, Suppression
+from suppressions.models import CallListJob, CallListJobStatus, OverrideStatus, Suppression
 
 
 @require_http_methods(["GET", "POST"])
@@ -31,17 +37,24 @@ from suppressions.models import OverrideStatus, Suppression
 def call_list_check(request):
     """
     Upload a call list. "Check" (?summary=1) shows what the check finds on the page; "Check and
-    download" answers the file itself, streamed, with suppressed / reason / until / problem added.
+    download" answers the file itself, streamed, with suppressed / reason / until / problem
+    added. A list of more than DEBRIEF_CALLLIST_INLINE_ROWS rows becomes a job instead (either
+    button): the answer is its page, which shows the progress and then offers the file.
     """
     form = CallListForm()
     wants_summary = request.GET.get("summary") == "1"
-    context = {"form": form, "max_rows": calllist.MAX_ROWS}
+    context = {
+        "form": form,
+        "max_rows": calllist.max_rows(),
+        "inline_rows": calllist.inline_rows(),
+        "keep_hours": settings.DEBRIEF_CALLLIST_KEEP_HOURS,
+    }
     if request.method == "POST":
         # Refuse an oversized upload before Django spools it to disk.
         length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > calllist.MAX_BYTES + 64 * 1024:
+        if length > calllist.max_bytes() + 64 * 1024:
             context["error"] = (
-                f"The file is larger than {calllist.MAX_BYTES // 1024 // 1024} MB. "
+                f"The file is larger than {calllist.size_text(calllist.max_bytes())}. "
                 "Split it and check each part."
             )
             return _call_list_page(request, context, status=413)
@@ -51,23 +64,36 @@ def call_list_check(request):
         upload = form.cleaned_data["file"]
         try:
             layout = calllist.validate(upload)
+            job = (
+                jobs.call_list_job_create(upload=upload, layout=layout, owner=request.user)
+                if layout.rows > calllist.inline_rows()
+                else None
+            )
         except calllist.CallListError as exc:
             form.add_error("file", str(exc))
             return _call_list_page(request, context, status=400)
+        if job is not None:
+            url = reverse("suppressions:call_list_job", args=[job.pk])
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
         if wants_summary:
             context["summary"] = calllist.summarise(upload, layout)
             context["file_name"] = upload.name
             context["form"] = CallListForm()  # a page cannot hand the file back to the browser
             return _call_list_page(request, context, status=200)
-        name = upload.name.rsplit(".", 1)[0][:80] or "call-list"
         response = StreamingHttpResponse(
             calllist.annotate(upload, layout), content_type="text/csv; charset=utf-8"
         )
-        safe = "".join(ch for ch in name if ch.isalnum() or ch in "-_ ") or "call-list"
-        response["Content-Disposition"] = f'attachment; filename="{safe}-checked.csv"'
+        response["Content-Disposition"] = _attachment(upload.name)
         response["X-Rows-Checked"] = str(layout.rows)
         return response
     return _call_list_page(request, context, status=200)
+
+
+def _attachment(uploaded_name: str) -> str:
+    """The checked file's Content-Disposition: the uploaded name, plain, with "-checked"."""
+    name = uploaded_name.rsplit(".", 1)[0][:80] or "call-list"
+    safe = "".join(ch for ch in name if ch.isalnum() or ch in "-_ ") or "call-list"
+    return f'attachment; filename="{safe}-checked.csv"'
 
 
 def _call_list_page(request, context: dict, *, status: int):
@@ -77,11 +103,111 @@ def _call_list_page(request, context: dict, *, status: int):
     """
     template = "suppressions/call_list_check.html"
     if not request.htmx:
+        context["recent_jobs"] = list(
+            selectors.call_list_jobs_visible_to(request.user).filter(owner=request.user)[
+                :RECENT_JOBS
+            ]
+        )
         return render(request, template, context, status=status)
     if status == 200:
         return render(request, f"{template}#result", context)
     response = render(request, f"{template}#check", context, status=422)
     return reswap(retarget(response, "#call-list-check"), "outerHTML")
+
+
+# --- call-list jobs ----------------------------------------------------------------------------
+RECENT_JOBS = 10
+JOB_TEMPLATE = "suppressions/call_list_job.html"
+
+
+def _job_for(request, job_id: int) -> CallListJob:
+    """The job if it is the user's (an administrator's: anyone's); 404 for any other id."""
+    return access.get_or_404(selectors.call_list_jobs_visible_to(request.user), pk=job_id)
+
+
+def _job_context(job: CallListJob) -> dict:
+    chunks = list(job.chunks.values_list("status", "rows_done", "rows"))
+    done = sum(rows if status == "done" else rows_done for status, rows_done, rows in chunks)
+    stalled = jobs.stalled(job)
+    return {
+        "job": job,
+        "rows_done": min(done, job.rows),
+        "percent": min(100, round(100 * done / job.rows)) if job.rows else 0,
+        "parts": len(chunks),
+        "parts_done": sum(1 for status, _, _ in chunks if status == "done"),
+        "parts_failed": sum(1 for status, _, _ in chunks if status == "failed"),
+        "under_way": job.status in jobs.UNDER_WAY and not stalled,
+        "stalled": stalled,
+        "summary": calllist.Tally.merge([job.counts]).summary() if job.counts else None,
+    }
+
+
+@require_GET
+@login_required
+def call_list_job(request, job_id: int):
+    """
+    A call-list job's page: its progress while it runs (polled by htmx every second, which
+    stops once it ends), then what the check found and the checked file to download, until it
+    expires. Also lists the person's recent jobs.
+    """
+    job = _job_for(request, job_id)
+    context = _job_context(job)
+    if request.htmx:
+        response = render(request, f"{JOB_TEMPLATE}#progress", context)
+        # Finished: the fragment's last version, and htmx stops asking (286).
+        return response if context["under_way"] else HttpResponseStopPolling(response.content)
+    # The others: this one's status is in the part that htmx keeps up to date.
+    context["recent_jobs"] = list(
+        selectors.call_list_jobs_visible_to(request.user)
+        .filter(owner=request.user)
+        .exclude(pk=job.pk)[:RECENT_JOBS]
+    )
+    return render(request, JOB_TEMPLATE, context)
+
+
+@require_POST
+@login_required
+def call_list_job_cancel(request, job_id: int):
+    job = _job_for(request, job_id)
+    try:
+        jobs.call_list_job_cancel(job=job)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Cancelled. The uploaded file was deleted.")
+    return redirect("suppressions:call_list_job", job_id=job.pk)
+
+
+@require_POST
+@login_required
+def call_list_job_retry(request, job_id: int):
+    job = _job_for(request, job_id)
+    try:
+        jobs.call_list_job_retry(job=job)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Checking the failed parts again; the others are kept.")
+    return redirect("suppressions:call_list_job", job_id=job.pk)
+
+
+@require_GET
+@login_required
+def call_list_job_download(request, job_id: int):
+    """The checked file, streamed from disk; once expired, a page saying so (410)."""
+    job = _job_for(request, job_id)
+    if job.status != CallListJobStatus.DONE or not job.result_path:
+        context = {**_job_context(job), "not_ready": True}
+        status = 410 if job.status == CallListJobStatus.EXPIRED else 409
+        return render(request, JOB_TEMPLATE, context, status=status)
+    try:
+        handle = open(jobs.result_file(job), "rb")  # noqa: SIM115 (FileResponse closes it)
+    except FileNotFoundError:
+        raise Http404("The checked file is gone") from None
+    response = FileResponse(handle, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = _attachment(job.file_name)
+    response["X-Rows-Checked"] = str(job.rows)
+    return response
 
 
 def _int_param(request, name: str) -> int | None:

@@ -61,6 +61,12 @@ MATRIX: dict[str, Entry] = {
     "home": Entry(expect=302),
     "healthz": Entry(anonymous=200),
     "api_suppression_check": Entry(expect=405, anonymous=405),
+    # A token, never a session: signed-in people get 401 like anybody without one.
+    "api_suppression_changes": Entry(expect=401, anonymous=401),
+    # Tokens only, and a token sees only its own lists (tests/suppressions/test_api_lists.py).
+    "api_call_lists": Entry(expect=405, anonymous=405),
+    "api_call_list": Entry(args=("{call_list_job}",), expect=401, anonymous=401),
+    "api_call_list_result": Entry(args=("{call_list_job}",), expect=401, anonymous=401),
     "api_schema": Entry(anonymous=200),
     "login": Entry(expect=302, anonymous=200),
     "logout": Entry(expect=405, anonymous=405),
@@ -79,6 +85,18 @@ MATRIX: dict[str, Entry] = {
     "customers:company_edit": Entry(args=("{company}",), expect=scoped(other_manager=200)),
     "customers:contact_create": Entry(args=("{company}",), expect=405),
     "suppressions:call_list_check": Entry(),
+    # A call-list job is its uploader's (and administrators'); everyone else gets 404. Cancel
+    # and retry of a checked list are refused with a message (302).
+    "suppressions:call_list_job": Entry(args=("{call_list_job}",), expect=scoped(manager=404)),
+    "suppressions:call_list_job_download": Entry(
+        args=("{call_list_job}",), expect=scoped(manager=404)
+    ),
+    "suppressions:call_list_job_cancel": Entry(
+        args=("{call_list_job}",), method="post", expect=scoped(302, manager=404)
+    ),
+    "suppressions:call_list_job_retry": Entry(
+        args=("{call_list_job}",), method="post", expect=scoped(302, manager=404)
+    ),
     "suppressions:pitch_status": Entry(query="?company={company}&product={product}"),
     "suppressions:override_list": Entry(),
     "suppressions:override_request": Entry(
@@ -151,8 +169,9 @@ def test_every_url_has_an_entry():
 
 
 @pytest.fixture
-def world(rep, other_rep, manager, other_manager, admin_user, lost_set):
+def world(rep, other_rep, manager, other_manager, admin_user, lost_set, settings, tmp_path):
     from insights.models import InsightRun
+    from tests.suppressions.test_call_list_jobs import checked_list_for
 
     company = CompanyFactory(name="Acme Matrix")
     contact = ContactFactory(company=company)
@@ -178,7 +197,10 @@ def world(rep, other_rep, manager, other_manager, admin_user, lost_set):
     run = InsightRun.objects.create(requested_by=manager)
     closed_deal.refresh_from_db()
     survey = ask_and_send(rep, closed_deal)
+    settings.MEDIA_ROOT = tmp_path / "media"
+    call_list_job = checked_list_for(rep, settings.MEDIA_ROOT)
     return {
+        "call_list_job": call_list_job.pk,
         "survey_token": survey_tokens.make(survey),
         "team": rep.team_id,
         "company": company.pk,

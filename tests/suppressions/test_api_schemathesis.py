@@ -76,3 +76,36 @@ def test_api_answers_hostile_strings_as_its_document_says(token, field):
     deep = operation.Case(body={"contacts": [{"email": [[[["a@b.c"]]]]}]})
     response = deep.call_and_validate(headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_call_list_job_answers_as_its_document_says(token, django_capture_on_commit_callbacks):
+    """Submit, poll, fetch and cancel a list through the document's operations, each answer
+    checked against it (the generated cases above rarely find a job that exists)."""
+    from suppressions.models import CallListJob
+    from tests.suppressions.test_call_list_jobs import run_all
+
+    headers = {"Authorization": f"Bearer {token}"}
+    submit = schema["/api/suppressions/lists"]["POST"].Case(
+        body="email,name\r\na@x.example,A\r\n=cmd,B\r\n", media_type="text/csv"
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        submitted = submit.call_and_validate(headers=headers)
+    assert submitted.status_code == 202
+    job_id = submitted.json()["id"]
+    status = schema["/api/suppressions/lists/{id}"]["GET"]
+    result = schema["/api/suppressions/lists/{id}/result"]["GET"]
+    early = result.Case(path_parameters={"id": job_id}).call_and_validate(headers=headers)
+    assert early.status_code == 409
+    run_all(CallListJob.objects.get(pk=job_id))
+    polled = status.Case(path_parameters={"id": job_id}).call_and_validate(headers=headers)
+    assert polled.json()["status"] == "done"
+    fetched = result.Case(path_parameters={"id": job_id}).call_and_validate(headers=headers)
+    assert fetched.status_code == 200 and "'=cmd" in fetched.text
+    cancel = schema["/api/suppressions/lists/{id}"]["DELETE"]
+    refused = cancel.Case(path_parameters={"id": job_id}).call_and_validate(headers=headers)
+    assert refused.status_code == 409
+    for bad in ("", "name\r\nx\r\n", "email\r\n"):
+        case = submit.operation.Case(body=bad, media_type="text/csv")
+        with django_capture_on_commit_callbacks(execute=False):
+            assert case.call_and_validate(headers=headers).status_code == 400

@@ -12,23 +12,11 @@ from hypothesis import strategies as st
 
 from crm_site.csvsafe import safe_cell
 from suppressions import calllist, decisions
-from suppressions import services as suppressions_services
 from tests.factories import CompanyFactory, ContactFactory, ProductFactory
 from tests.suppressions.test_suppression import closed  # noqa: F401  (shared helper)
 
 pytestmark = pytest.mark.django_db
 URL = reverse("suppressions:call_list_check")
-
-
-@pytest.fixture
-def blocked(rep, db):
-    """Dana at Brightwater is on the do-not-contact list; Northwind bought Dashboards."""
-    company = CompanyFactory(name="Brightwater", domain="brightwater.example")
-    dana = ContactFactory(
-        company=company, full_name="Dana", email="dana@brightwater.example", phone="020 7946 0018"
-    )
-    suppressions_services.do_not_contact_add(actor=rep, company=company, contact=dana, note="Asked")
-    return dana
 
 
 def upload(text: str | bytes, name="list.csv"):
@@ -148,15 +136,15 @@ def test_a_header_of_many_columns_is_named_briefly(rep_client):
     assert "column5" not in body and len(body) < 20_000
 
 
-def test_too_many_rows_is_refused(rep_client, monkeypatch):
-    monkeypatch.setattr(calllist, "MAX_ROWS", 50)
+def test_too_many_rows_is_refused(rep_client, settings):
+    settings.DEBRIEF_CALLLIST_MAX_ROWS = 50
     text = "email\n" + "".join(f"p{i}@x.example\n" for i in range(51))
     response = rep_client.post(URL, {"file": upload(text)})
     assert response.status_code == 400 and b"more than 50 rows" in response.content
 
 
-def test_an_oversized_upload_is_refused_before_reading(rep_client, monkeypatch):
-    monkeypatch.setattr(calllist, "MAX_BYTES", 1024)
+def test_an_oversized_upload_is_refused_before_reading(rep_client, settings):
+    settings.DEBRIEF_CALLLIST_MAX_BYTES = 1024
     text = "email\n" + "x@y.example\n" * 10_000
     response = rep_client.post(URL, {"file": upload(text)})
     assert response.status_code == 413 and b"larger than" in response.content
@@ -276,8 +264,8 @@ def test_check_shows_a_summary_by_reason_and_names_rows_with_problems(
     assert "Row 6 has 4 values but the header has 3 columns" in page
     assert "choose the file again" in page  # without htmx the page cannot keep the file
     # Session and user, then the download's batched reads: products, people, domains,
-    # suppressions, their deals. None per row.
-    assert len(queries) == 7, [q["sql"] for q in queries.captured_queries]
+    # suppressions, their deals; then the user's recent long lists. None per row.
+    assert len(queries) == 8, [q["sql"] for q in queries.captured_queries]
 
 
 def test_check_through_htmx_answers_the_summary_only(rep_client, blocked):
