@@ -3,8 +3,10 @@ Report facts computed from current reflections. Two queries read what the report
 row per reflection with every scope key (team, product line, segment), and one row per answer
 that names a reason or an objection, for many periods of both kinds at once. Python tallies
 every scope kind from those rows in one pass and arranges the aggregated groups: previous-period
-comparisons, the significance test and headlines. A refresh takes the previous period's counts
-from its stored facts instead of reading its reflections again.
+comparisons, the significance test and headlines. A recompute of marked periods takes the
+previous period's counts from its stored facts instead of reading its reflections again; a
+refresh after closes adds and takes away single reflections' counts (insights.delta), which is
+why facts keep their amounts and cycle days as exact sums too.
 
 What each dimension counts:
 
@@ -80,6 +82,10 @@ VALUE_FIELDS = [
     "amount_lost",
     "avg_cycle_days",
     "imported",
+    "amount_won_exact",
+    "amount_lost_exact",
+    "cycle_days_total",
+    "cycles",
     "prev_deals",
     "prev_base",
     "prev_rate",
@@ -391,12 +397,6 @@ class _Tally:
                         cell = by_key[key] = _new_cell(label, cell_outcome)
                     cell["deals"] += deals
                     cell[outcome] += deals
-
-        for row in self.summary.values():
-            if "cycles" in row:
-                cycles = row.pop("cycles")
-                total = row.pop("cycle_days")
-                row["cycle"] = _mean_cycle(total, cycles) if cycles else None
 
     def add_stored(self, rows: Iterable[tuple]) -> None:
         """Tally the counts kept in stored facts (rows from `_stored_rows`)."""
@@ -711,9 +711,15 @@ def compute_facts(
 
 
 def _facts(
-    tally: _Tally, kind: str, periods: list[Period], k: int, today: datetime.date
+    tally: _Tally,
+    kind: str,
+    periods: list[Period],
+    k: int,
+    today: datetime.date,
+    only: set[Slot] | None = None,
 ) -> list[InsightFact]:
-    """The facts of `periods`, from a tally that holds them and the periods before them."""
+    """The facts of `periods` (of their slots in `only`, if given), from a tally that holds them
+    and the periods before them."""
     slots_by_start: dict[datetime.date, list[Slot]] = defaultdict(list)
     for slot in tally.summary:
         if slot[0] == kind:
@@ -725,6 +731,8 @@ def _facts(
         young = headlines.too_young(period, today)
         partial = period.start <= today < period.end
         for slot in slots_by_start.get(period.start, ()):
+            if only is not None and slot not in only:
+                continue
             _, _, scope_kind, scope = slot
             row = tally.summary[slot]
             prev_slot = (kind, previous.start, scope_kind, scope)
@@ -825,8 +833,14 @@ def _summary_fact(kind, period, scope_kind, scope, row, prev_row, scope_label) -
         win_rate=_rate(row["won"], row["deals"]),
         amount_won=_cents(row["amount_won"] or 0),
         amount_lost=_cents(row["amount_lost"] or 0),
-        avg_cycle_days=_days(row["cycle"]),
-        imported=row.get("imported", 0),
+        avg_cycle_days=_days(_mean_cycle(row["cycle_days"], row["cycles"]))
+        if row["cycles"]
+        else None,
+        imported=row["imported"],
+        amount_won_exact=row["amount_won"] if row["won"] else None,
+        amount_lost_exact=row["amount_lost"] if row["lost"] else None,
+        cycle_days_total=row["cycle_days"],
+        cycles=row["cycles"],
     )
     fact.x, fact.prev_x = row["won"], prev_row["won"] if prev_row else None
     if prev_row:
@@ -863,6 +877,8 @@ def _dimension_fact(
         ),
         amount_won=_cents(counts.get("amount_won")),
         amount_lost=_cents(counts.get("amount_lost")),
+        amount_won_exact=counts.get("amount_won"),
+        amount_lost_exact=counts.get("amount_lost"),
     )
     # The tested proportion: how often (share) for reasons and objections, how well (win
     # rate) for competitors and segments.

@@ -2,28 +2,33 @@
 The perception gap: on deals where both the rep and the buyer named a main reason, how often
 the two agree, and what buyers said where the rep's read was something else.
 
-Read live from the answers (one query for the period and the one before it, one for the
-reasons' labels), for the organisation, a team or a product line: never per person, except a
-person's own calibration (`calibration`, for the private page and request.user only).
+The rollup stores the grouped pairs per period (month and quarter) and scope (GapCount: the
+full rebuild for every period, the refresh for the periods it touches), so the dashboard reads
+stored rows (one query for the period and the one before it, one for the reasons' labels), for
+the organisation, a team or a product line: never per person, except a person's own
+calibration (`calibration`, for the private page and request.user only, read live). Until the
+counts were stored once (just after an upgrade, before the first rollup), the dashboard reads
+the pairs live from the answers instead, with their labels, in the same two queries.
 Agreement rates carry their 95% interval; a change against the previous period is tested, the
 tests of one gap report are one family under the Benjamini-Hochberg procedure, and a change
 must also pass the practical floor, exactly as the report's other headlines.
 """
 
 import datetime
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db.models import BooleanField, Case, Count, F, Q, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncMonth
 
 from accounts.models import User
 from insights import headlines, stats
 from insights.facts import SCOPE_FIELDS
-from insights.models import ScopeKind
+from insights.models import GapCount, PeriodKind, ScopeKind
 from insights.periods import Period
 from reflections.models import Outcome, QuestionKind, Reason, ReasonSource, Reflection
-from surveys.models import SurveyQuestionKind, SurveyStatus
+from surveys.models import SurveyQuestionKind, SurveyRequest, SurveyStatus
 
 GAP_SCOPES = {ScopeKind.ORG, ScopeKind.TEAM, ScopeKind.PRODUCT_LINE}
 OUTCOME_NOUNS = {
@@ -36,6 +41,21 @@ SOURCE_LABELS = {
     ReasonSource.REP: "Where the rep gave their own read",
 }
 BUYER_REASONS_SHOWN = 3
+PERIOD_KINDS = [PeriodKind.QUARTER, PeriodKind.MONTH]
+GAP_FIELDS = ["outcome", "rep_key", "rep_source", "buyer_key"]
+STORED_CELL = ["period_kind", "period_start", "scope_kind", "scope_key", *GAP_FIELDS]
+# The row that says the counts were stored once (by a rebuild, or the first refresh after an
+# upgrade): outside every period and scope, so no read counts it and no refresh rewrites it.
+STORED_MARK = {
+    "period_kind": "",
+    "period_start": datetime.date(1970, 1, 1),
+    "scope_kind": "",
+    "scope_key": "",
+    "outcome": "",
+    "rep_key": 0,
+    "rep_source": "",
+    "buyer_key": 0,
+}
 
 
 @dataclass
@@ -126,49 +146,201 @@ class Gap(headlines.Rules):
         return [a for a in self.rows if a.significant]
 
 
+def _pair_reflections(where: Q):
+    """
+    Current reflections in reports matching `where`, each joined once to its answered survey's
+    main reason and to its rep's main reason (a prompt set has one main-reason question, so one
+    row each), with both reasons keyed after merges.
+    """
+    return Reflection.objects.filter(
+        where,
+        current=True,
+        in_reports=True,
+        survey_request__status=SurveyStatus.ANSWERED,
+        survey_request__answers__question__kind=SurveyQuestionKind.MAIN_REASON,
+        survey_request__answers__reason__isnull=False,
+        answers__question__kind=QuestionKind.PRIMARY_REASON,
+        answers__reason__isnull=False,
+    ).annotate(
+        rep_key=Coalesce("answers__reason__merged_into_id", "answers__reason_id"),
+        rep_source=F("answers__reason_source"),
+        buyer_key=Coalesce(
+            "survey_request__answers__reason__merged_into_id",
+            "survey_request__answers__reason_id",
+        ),
+    )
+
+
 def _pairs(
-    *, start: datetime.date, end: datetime.date, split: datetime.date, where: Q
+    *,
+    start: datetime.date,
+    end: datetime.date,
+    split: datetime.date,
+    where: Q,
+    labels: dict[int, str] | None = None,
 ) -> list[tuple]:
     """
     (this period?, outcome, rep's reason, rep's source, buyer's reason, deals), grouped. Read
-    from the reflections closed in [start, end) matching `where`, each joined once to its
-    answered survey's main reason and to its rep's main reason (a prompt set has one
-    main-reason question, so one row each): the cost follows the periods, not all history.
+    from the reflections closed in [start, end) matching `where`: the cost follows the
+    periods, not all history. Given a `labels` dict, the reasons' labels come with the rows
+    and are put in it (no query of their own).
     """
     rows = (
-        Reflection.objects.filter(
-            where,
-            current=True,
-            in_reports=True,
-            closed_date__gte=start,
-            closed_date__lt=end,
-            survey_request__status=SurveyStatus.ANSWERED,
-            survey_request__answers__question__kind=SurveyQuestionKind.MAIN_REASON,
-            survey_request__answers__reason__isnull=False,
-            answers__question__kind=QuestionKind.PRIMARY_REASON,
-            answers__reason__isnull=False,
-        )
+        _pair_reflections(where)
+        .filter(closed_date__gte=start, closed_date__lt=end)
         .annotate(
             now=Case(
                 When(closed_date__gte=split, then=Value(True)),
                 default=Value(False),
                 output_field=BooleanField(),
-            ),
-            rep_key=Coalesce("answers__reason__merged_into_id", "answers__reason_id"),
-            rep_source=F("answers__reason_source"),
-            buyer_key=Coalesce(
-                "survey_request__answers__reason__merged_into_id",
-                "survey_request__answers__reason_id",
+            )
+        )
+    )
+    grouping = ["now", "outcome", "rep_key", "rep_source", "buyer_key"]
+    if labels is not None:
+        # A merged reason's label is the one it was merged into, as its key is.
+        rows = rows.annotate(
+            rep_label=Coalesce("answers__reason__merged_into__label", "answers__reason__label"),
+            buyer_label=Coalesce(
+                "survey_request__answers__reason__merged_into__label",
+                "survey_request__answers__reason__label",
             ),
         )
-        .values("now", "outcome", "rep_key", "rep_source", "buyer_key")
+        grouping += ["rep_label", "buyer_label"]
+    rows = rows.values(*grouping).annotate(deals=Count("survey_request__answers__id")).order_by()
+    out = []
+    for r in rows:
+        if labels is not None:
+            labels[r["rep_key"]] = r["rep_label"]
+            labels[r["buyer_key"]] = r["buyer_label"]
+        out.append(
+            (r["now"], r["outcome"], r["rep_key"], r["rep_source"], r["buyer_key"], r["deals"])
+        )
+    return out
+
+
+# --- stored counts -----------------------------------------------------------------------------
+Periods = dict[str, set[Period]]
+
+
+def _windows(periods: Periods) -> list[tuple[datetime.date, datetime.date]]:
+    """The periods' days as [start, end) windows, overlapping or touching ones as one."""
+    windows: list[list[datetime.date]] = []
+    for start, end in sorted({(p.start, p.end) for ps in periods.values() for p in ps}):
+        if windows and start <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], end)
+        else:
+            windows.append([start, end])
+    return [(start, end) for start, end in windows]
+
+
+def counts(periods: Periods | None = None) -> list[GapCount]:
+    """
+    Unsaved GapCount rows of these periods (kind -> periods; None: every period with pairs,
+    and the mark that says they were stored), for the organisation, every team and every
+    product line. One query, grouped by month, team and product line in the database; months,
+    quarters and scopes are added up here, so a refresh costs one query whatever it touches.
+    """
+    pairs = _pair_reflections(Q())
+    if periods is not None:
+        windows = _windows(periods)
+        if not windows:
+            return []
+        match = Q(pk__in=[])
+        for start, end in windows:
+            match |= Q(closed_date__gte=start, closed_date__lt=end)
+        pairs = pairs.filter(match)
+    grouped = (
+        pairs.annotate(
+            month=TruncMonth("closed_date"),
+            team=F(SCOPE_FIELDS[ScopeKind.TEAM]),
+            line=F(SCOPE_FIELDS[ScopeKind.PRODUCT_LINE]),
+        )
+        .values("month", "team", "line", *GAP_FIELDS)
         .annotate(deals=Count("survey_request__answers__id"))
         .order_by()
     )
-    return [
-        (r["now"], r["outcome"], r["rep_key"], r["rep_source"], r["buyer_key"], r["deals"])
-        for r in rows
+    cells: dict[tuple, int] = defaultdict(int)
+    for row in grouped:
+        pair = tuple(row[f] for f in GAP_FIELDS)
+        scopes = [(ScopeKind.ORG.value, "")]
+        if row["team"] is not None:
+            scopes.append((ScopeKind.TEAM.value, str(row["team"])))
+        if row["line"] is not None:
+            scopes.append((ScopeKind.PRODUCT_LINE.value, str(row["line"])))
+        for kind in PERIOD_KINDS:
+            period = Period.containing(kind, row["month"])
+            if periods is not None and period not in periods.get(kind, ()):
+                continue
+            for scope in scopes:
+                cells[(kind.value, period.start, *scope, *pair)] += row["deals"]
+    rows = [
+        GapCount(**dict(zip(STORED_CELL, cell, strict=True)), deals=deals)
+        for cell, deals in cells.items()
     ]
+    if periods is None:
+        rows.append(GapCount(**STORED_MARK))
+    return rows
+
+
+def _mark() -> Q:
+    # By the leading column of both indexes, so that finding it is an index lookup.
+    return Q(period_kind=STORED_MARK["period_kind"])
+
+
+def stored_once() -> bool:
+    return GapCount.objects.filter(_mark()).exists()
+
+
+def count_region(periods: Periods | None = None):
+    """The stored rows `counts(periods)` replaces."""
+    if periods is None:
+        return GapCount.objects.all()
+    match = Q(pk__in=[])
+    for kind, ps in periods.items():
+        if ps:
+            match |= Q(period_kind=kind, period_start__in=sorted(p.start for p in ps))
+    return GapCount.objects.filter(match)
+
+
+def any_answered(reflection_ids: list[int]) -> bool:
+    """Whether any of these reflections has an answered survey (only those make pairs)."""
+    return (
+        bool(reflection_ids)
+        and SurveyRequest.objects.filter(
+            reflection_id__in=reflection_ids, status=SurveyStatus.ANSWERED
+        ).exists()
+    )
+
+
+def _stored_pairs(*, period: Period, scope_kind: str, scope_key: str) -> list[tuple] | None:
+    """
+    The pairs of a period and the one before it as `_pairs` gives them, from the stored
+    counts; None when they were never stored (then they must be read live). One query: the
+    scope's rows, and the mark that tells "none in this slice" from "never stored".
+    """
+    mine = Q(
+        period_kind=period.kind,
+        scope_kind=scope_kind,
+        scope_key=scope_key,
+        period_start__in=[period.previous().start, period.start],
+    )
+    rows = list(
+        GapCount.objects.filter(mine | _mark())
+        .annotate(
+            mine=Case(When(mine, then=Value(True)), default=Value(False)),
+            now=Case(
+                When(period_start=period.start, then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            ),
+        )
+        .values_list("mine", "now", *GAP_FIELDS, "deals")
+        .order_by()
+    )
+    if not rows:
+        return None
+    return [tuple(row[1:]) for row in rows if row[0]]
 
 
 def _add(agreement: Agreement, now: bool, agreed: bool, deals: int) -> None:
@@ -193,11 +365,22 @@ def perception_gap(
     if scope_kind not in GAP_SCOPES:
         return None
     k = settings.DEBRIEF_INSIGHT_MIN_SLICE if min_slice is None else min_slice
-    where = Q()
-    if (scope_field := SCOPE_FIELDS[scope_kind]) is not None:
-        where &= Q(**{scope_field: scope_key})
-    previous = period.previous()
-    rows = _pairs(start=previous.start, end=period.end, split=period.start, where=where)
+    if scope_kind == ScopeKind.ORG:
+        scope_key = ""
+    rows = _stored_pairs(period=period, scope_kind=scope_kind, scope_key=scope_key)
+    labels = None
+    if rows is None:  # never stored: read live, the labels with the pairs
+        where = Q()
+        if (scope_field := SCOPE_FIELDS[scope_kind]) is not None:
+            where &= Q(**{scope_field: scope_key})
+        labels = {}
+        rows = _pairs(
+            start=period.previous().start,
+            end=period.end,
+            split=period.start,
+            where=where,
+            labels=labels,
+        )
 
     noun = "deals where both answered"
     gap = Gap(period=period, min_slice=k, overall=Agreement("All closed deals", noun))
@@ -220,7 +403,7 @@ def perception_gap(
         agreement.visible = agreement.pairs >= k
     _intervals(everything)
     _decide(gap, everything, k=k, today=today, scope_label=scope_label)
-    gap.tables = _tables(cross, k) if gap.overall.visible else []
+    gap.tables = _tables(cross, k, labels) if gap.overall.visible else []
     return gap
 
 
@@ -273,11 +456,17 @@ def _sentence(agreement: Agreement, period: Period, scope_label: str) -> str:
     )
 
 
-def _tables(cross: dict[str, dict[int, dict[int, int]]], k: int) -> list[OutcomeTable]:
-    """Rep's read -> what buyers said, per outcome; a read with fewer than K deals is hidden."""
-    keys = {key for by_read in cross.values() for read, said in by_read.items() for key in said}
-    keys |= {read for by_read in cross.values() for read in by_read}
-    labels = dict(Reason.objects.filter(pk__in=keys).values_list("pk", "label"))
+def _tables(
+    cross: dict[str, dict[int, dict[int, int]]], k: int, labels: dict[int, str] | None = None
+) -> list[OutcomeTable]:
+    """
+    Rep's read -> what buyers said, per outcome; a read with fewer than K deals is hidden. The
+    reasons' labels are read here unless given.
+    """
+    if labels is None:
+        keys = {key for by_read in cross.values() for said in by_read.values() for key in said}
+        keys |= {read for by_read in cross.values() for read in by_read}
+        labels = dict(Reason.objects.filter(pk__in=keys).values_list("pk", "label"))
     tables = []
     for outcome in Outcome.values:
         by_read = cross.get(outcome)

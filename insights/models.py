@@ -94,6 +94,18 @@ class InsightFact(models.Model):
         default=0,
         help_text="Summary rows: how many of `deals` were imported from another CRM.",
     )
+    # The sums behind the rounded figures, so that a refresh can add and take away one deal's
+    # share (insights.delta) and land on what a rebuild gives, to the last digit.
+    amount_won_exact = models.DecimalField(
+        max_digits=34, decimal_places=10, null=True, blank=True, help_text="amount_won unrounded."
+    )
+    amount_lost_exact = models.DecimalField(
+        max_digits=34, decimal_places=10, null=True, blank=True, help_text="amount_lost unrounded."
+    )
+    cycle_days_total = models.BigIntegerField(
+        null=True, blank=True, help_text="Summary rows: the cycle days avg_cycle_days averages."
+    )
+    cycles = models.PositiveIntegerField(default=0, help_text="Summary rows: how many cycles.")
 
     prev_deals = models.PositiveIntegerField(null=True, blank=True)
     prev_base = models.PositiveIntegerField(null=True, blank=True)
@@ -233,6 +245,25 @@ class PendingPeriod(models.Model):
         return f"{self.period_kind} {self.period_start}"
 
 
+class PendingReflection(models.Model):
+    """
+    A reflection whose counts in the stored facts are stale: closed, reopened, amended or
+    answered by its buyer since the facts were written. `counted` is what the stored facts count
+    for it (insights.delta.contributions; empty: nothing), kept from the first change after they
+    were written, so that the refresh takes exactly that away and adds what it says now.
+    """
+
+    reflection_id = models.BigIntegerField(primary_key=True)
+    counted = models.JSONField(null=True, blank=True)
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["marked_at"]
+
+    def __str__(self) -> str:
+        return f"reflection {self.reflection_id}"
+
+
 class DigestDelivery(models.Model):
     """The weekly digest sent to one manager; the unique row makes a rerun skip them."""
 
@@ -325,3 +356,46 @@ class PlaybookQuote(models.Model):
 
     def __str__(self) -> str:
         return f"product {self.product_id} objection {self.objection_id} #{self.rank}"
+
+
+class GapCount(models.Model):
+    """
+    The perception gap's grouped counts, stored by the rollup (insights.gap): in one period and
+    scope, how many current reflections of one outcome had `rep_key` as the rep's main reason
+    (given as `rep_source`) and `buyer_key` as their buyer's. Reasons are keyed after merges.
+    The dashboard reads a period's and the previous period's rows instead of the answers.
+    """
+
+    period_kind = models.CharField(max_length=8, choices=PeriodKind.choices)
+    period_start = models.DateField()
+    scope_kind = models.CharField(max_length=12, choices=ScopeKind.choices)
+    scope_key = models.CharField(max_length=40, blank=True, help_text="Empty: the organisation.")
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    rep_key = models.BigIntegerField(help_text="The rep's main reason (id after merges).")
+    rep_source = models.CharField(max_length=10, blank=True)
+    buyer_key = models.BigIntegerField(help_text="The buyer's main reason (id after merges).")
+    deals = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["period_kind", "period_start", "scope_kind", "scope_key"]
+        # The unique index also serves the dashboard: one scope, a period and the one before.
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "period_kind",
+                    "scope_kind",
+                    "scope_key",
+                    "period_start",
+                    "outcome",
+                    "rep_key",
+                    "rep_source",
+                    "buyer_key",
+                ],
+                name="gapcount_unique_cell",
+            )
+        ]
+        # The refresh rewrites a few periods of every scope.
+        indexes = [models.Index(fields=["period_kind", "period_start"], name="gapcount_period_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.period_kind} {self.period_start} {self.scope_kind} {self.scope_key}"

@@ -9,9 +9,10 @@ products: a reflection belongs to one deal of one product, closed on one day. So
 page reads a handful of stored rows and never aggregates reflections; `playbook_for` gives
 exactly what reflections.selectors.objection_playbook computes from the reflections.
 
-A refresh recomputes the counts of the months marked stale and merges those months' answers
-into the stored quotes, reading the reflections of an objection's whole history only when a
-quote left the list and the next one down was never stored.
+A refresh recomputes the counts of the months marked stale, and of the days on which changed
+reflections closed (adding their months up from the stored days), and merges those months' or
+days' answers into the stored quotes, reading the reflections of an objection's whole history
+only when a quote left the list and the next one down was never stored.
 """
 
 import datetime
@@ -58,10 +59,11 @@ def _in_windows(prefix: str, windows: list[Window_] | None) -> Q:
     return match
 
 
-def entries(windows: list[Window_] | None = None) -> list[PlaybookEntry]:
+def entries(windows: list[Window_] | None = None, *, months: bool = True) -> list[PlaybookEntry]:
     """
     Unsaved day and month rows for the reflections closed in `windows` (whole months; None:
-    all history). One query, grouped in the database.
+    all history), or only the day rows (`months` False: any days). One query, grouped in the
+    database.
     """
     days = (
         Answer.objects.filter(
@@ -78,7 +80,7 @@ def entries(windows: list[Window_] | None = None) -> list[PlaybookEntry]:
         .order_by()
     )
     rows: list[PlaybookEntry] = []
-    months: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     for row in days:
         product, day, objection = (
             row["reflection__opportunity__product_id"],
@@ -95,9 +97,11 @@ def entries(windows: list[Window_] | None = None) -> list[PlaybookEntry]:
                 won=row["won"],
             )
         )
-        month = months[(product, day.replace(day=1), objection)]
+        month = sums[(product, day.replace(day=1), objection)]
         month[0] += row["heard"]
         month[1] += row["won"]
+    if not months:
+        return rows
     rows.extend(
         PlaybookEntry(
             product_id=product,
@@ -107,9 +111,51 @@ def entries(windows: list[Window_] | None = None) -> list[PlaybookEntry]:
             heard=heard,
             won=won,
         )
-        for (product, start, objection), (heard, won) in months.items()
+        for (product, start, objection), (heard, won) in sums.items()
     )
     return rows
+
+
+def month_entries(months: Iterable[datetime.date]) -> list[PlaybookEntry]:
+    """Unsaved month rows for these months (their first days), as the sums of their stored
+    day rows. One query."""
+    match = Q(pk__in=[])
+    for start in months:
+        end = Period(MONTH, start).end
+        match |= Q(period_start__gte=start, period_start__lt=end)
+    sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for product, day, objection, heard, won in (
+        PlaybookEntry.objects.filter(match, period_kind=DAY)
+        .values_list("product_id", "period_start", "objection_id", "heard", "won")
+        .order_by()
+    ):
+        month = sums[(product, day.replace(day=1), objection)]
+        month[0] += heard
+        month[1] += won
+    return [
+        PlaybookEntry(
+            product_id=product,
+            period_kind=MONTH,
+            period_start=start,
+            objection_id=objection,
+            heard=heard,
+            won=won,
+        )
+        for (product, start, objection), (heard, won) in sums.items()
+    ]
+
+
+def day_region(windows: list[Window_]):
+    """The stored day rows `entries(windows, months=False)` replaces."""
+    match = Q(pk__in=[])
+    for start, end in windows:
+        match |= Q(period_kind=DAY, period_start__gte=start, period_start__lt=end)
+    return PlaybookEntry.objects.filter(match)
+
+
+def month_region(months: Iterable[datetime.date]):
+    """The stored month rows `month_entries(months)` replaces."""
+    return PlaybookEntry.objects.filter(period_kind=MONTH, period_start__in=sorted(months))
 
 
 def entry_region(windows: list[Window_] | None):
@@ -256,6 +302,17 @@ def quotes_merged(windows: list[Window_]) -> tuple[set[Pair], list[PlaybookQuote
 
 def windows_of(months: Iterable[Period]) -> list[Window_]:
     return sorted({(m.start, m.end) for m in months})
+
+
+def day_windows(days: Iterable[datetime.date]) -> list[Window_]:
+    """These days as windows, consecutive days as one."""
+    windows: list[list[datetime.date]] = []
+    for day in sorted(set(days)):
+        if windows and windows[-1][1] == day:
+            windows[-1][1] = day + datetime.timedelta(days=1)
+        else:
+            windows.append([day, day + datetime.timedelta(days=1)])
+    return [(start, end) for start, end in windows]
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -23,13 +23,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Role, User
+from insights import delta, gap, headlines, playbook
 from insights import facts as fact_rules
-from insights import headlines, playbook
 from insights.models import (
     DigestDelivery,
     InsightFact,
     InsightRun,
     PendingPeriod,
+    PendingReflection,
     PeriodKind,
     PlaybookEntry,
     PlaybookQuote,
@@ -39,6 +40,7 @@ from insights.models import (
     Source,
 )
 from insights.periods import Period, week_start
+from reflections.models import Reflection
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,11 @@ def _write(
         region = region.filter(period_start__in=list(period_starts))
     if scope_key is not None:
         region = region.filter(scope_key=scope_key)
+    return _write_region(facts, region)
+
+
+def _write_region(facts: list[InsightFact], region) -> int:
+    """`_write` for any region: the facts in it become `facts`."""
     width = len(fact_rules.UNIQUE_FIELDS)
     with transaction.atomic():
         stored = {
@@ -149,6 +156,7 @@ def insights_rebuild(*, progress: Progress | None = None) -> int:
     compared with its previous period as just recomputed, never with stored facts.
     """
     pending = _pending_snapshot()
+    changed = list(PendingReflection.objects.values_list("reflection_id", "marked_at"))
     facts = fact_rules.rollup_facts(periods=None, progress=_scaled(progress, 0, 50))
     written = 0
     for done, kind in enumerate(PERIOD_KINDS, start=1):
@@ -156,48 +164,185 @@ def insights_rebuild(*, progress: Progress | None = None) -> int:
         if progress:
             progress(50 + int(done * 49 / len(PERIOD_KINDS)))
     insights_playbook_write(months=None)
+    insights_gap_write(periods=None)
     _pending_clear(pending)
+    _changed_after_rebuild(changed)
     return written
+
+
+def _changed_after_rebuild(snapshot: list[tuple[int, datetime.datetime]]) -> None:
+    """
+    A rebuild counts every change that committed before it read the reflections: those marks
+    are done. A change marked (or marked again) since may or may not be in what it read, so
+    nothing is known about what the facts count for it: its periods are recomputed instead.
+    """
+    left = list(PendingReflection.objects.values_list("pk", "marked_at"))
+    if not left:
+        return
+    read = set(snapshot)
+    unknown = [pk for pk, marked_at in left if (pk, marked_at) not in read]
+    with transaction.atomic():
+        if unknown:
+            days = Reflection.objects.filter(pk__in=unknown).values_list("closed_date", flat=True)
+            insights_mark_stale(dates=set(days))
+        _changed_clear(left)
+
+
+def _changed_clear(snapshot: Iterable[tuple[int, datetime.datetime]]) -> None:
+    """Forget these marks unless renewed since (then the next refresh takes them)."""
+    snapshot = list(snapshot)
+    for i in range(0, len(snapshot), DELETE_CHUNK):
+        match = Q(pk__in=[])
+        for reflection_id, marked_at in snapshot[i : i + DELETE_CHUNK]:
+            match |= Q(pk=reflection_id, marked_at=marked_at)
+        PendingReflection.objects.filter(match).delete()
 
 
 def insights_refresh_pending(*, progress: Progress | None = None) -> int:
     """
-    Recompute the periods marked stale by closes, amendments and reopenings, and the period
-    after each (its comparison changed). Returns the number of facts written.
+    Bring the stored facts up to date after closes, reopenings, amendments, buyers' answers
+    and imports. Returns the number of facts written.
 
-    Each is compared with the stored facts of the period before it, unless that period is
-    recomputed in the same run (then as just tallied) or has no facts yet (then from its
-    reflections). Stored facts are current for every period no mark names: a close,
-    amendment or reopening marks its period in its own transaction. What marks cannot see
-    (renamed teams, merged reasons) waits for the nightly rebuild, as it does for the
-    marked periods themselves.
+    A changed reflection (PendingReflection) is applied as a delta (insights.delta): what the
+    facts counted for it is taken away and what it says now is added, and only the reports
+    it counts in, and the next period's that compare with them, are recomputed from their
+    stored counts. A marked period (PendingPeriod: imports, a buyer changing their answers, a
+    delta the stored facts could not take) is recomputed from its reflections, with the period
+    after it (its comparison changed), as `insights_recompute` says. What neither can see
+    (renamed teams, merged reasons, new currency rates) waits for the nightly rebuild.
     """
     pending = _pending_snapshot()
     targets: dict[str, set[Period]] = {kind: set() for kind in PERIOD_KINDS}
     for kind, start, _ in pending:
         period = Period.containing(kind, start)
         targets[kind].update({period, period.next()})
-    periods = {kind: sorted(targets[kind]) for kind in PERIOD_KINDS if targets[kind]}
-    written = 0
-    if periods:
-        facts = fact_rules.rollup_facts(
-            periods=periods, stored_previous=True, progress=_scaled(progress, 0, 50)
-        )
-        for done, (kind, kind_periods) in enumerate(periods.items(), start=1):
-            written += _write(
-                facts.get(kind, []),
-                kind=kind,
-                period_starts=[p.start for p in kind_periods],
-            )
-            if progress:
-                progress(50 + int(done * 49 / len(periods)))
-    # Every close marks its month (and quarter): the playbook is kept by month. Until it has
-    # been stored once (just after an upgrade), a refresh stores all of it: a month alone
-    # would show partial counts as if they were whole.
-    months = [Period(kind, start) for kind, start, _ in pending if kind == PeriodKind.MONTH]
-    insights_playbook_write(months=months if PlaybookEntry.objects.exists() else None)
+    written = insights_recompute(periods=targets, progress=_scaled(progress, 0, 50))
+    recomputed = {(kind, p.start) for kind, ps in targets.items() for p in ps}
+    changed_ids = list(PendingReflection.objects.values_list("pk", flat=True))  # for the gap
+    changed, days = insights_apply_changes(skip=recomputed)
+    written += changed
+    if progress:
+        progress(90)
+    # The playbook: marked months from their reflections, the changed reflections' days from
+    # theirs. Until it has been stored once (just after an upgrade), a refresh stores all of
+    # it: a month alone would show partial counts as if they were whole.
+    months = {Period(kind, start) for kind, start, _ in pending if kind == PeriodKind.MONTH}
+    if not PlaybookEntry.objects.exists():
+        insights_playbook_write(months=None)
+    else:
+        insights_playbook_write(months=sorted(months))
+        whole = {month.start for month in months}
+        insights_playbook_write_days(days={d for d in days if d.replace(day=1) not in whole})
+    insights_gap_refresh(pending=pending, days=days, changed=changed_ids)
     _pending_clear(pending)
     return written
+
+
+def insights_recompute(*, periods: dict[str, set[Period]], progress: Progress | None = None) -> int:
+    """
+    Recompute these periods (kind -> periods) from their reflections in every scope. Each is
+    compared with the stored facts of the period before it, unless that period is recomputed
+    too (then as just tallied) or has no facts yet (then from its reflections). Returns the
+    number of facts written.
+    """
+    periods = {kind: sorted(ps) for kind, ps in periods.items() if ps}
+    written = 0
+    if not periods:
+        return written
+    facts = fact_rules.rollup_facts(
+        periods=periods, stored_previous=True, progress=_scaled(progress, 0, 50)
+    )
+    for done, (kind, kind_periods) in enumerate(periods.items(), start=1):
+        written += _write(
+            facts.get(kind, []), kind=kind, period_starts=[p.start for p in kind_periods]
+        )
+        if progress:
+            progress(50 + int(done * 49 / len(periods)))
+    return written
+
+
+def insights_apply_changes(
+    *, skip: set[tuple[str, datetime.date]] = frozenset()
+) -> tuple[int, set[datetime.date]]:
+    """
+    Apply the changed reflections' deltas to the stored facts (insights.delta), except in the
+    periods of `skip`, just recomputed from their reflections. When the stored facts cannot
+    take the deltas (counts below zero: something changed that no mark saw, such as a deal
+    moved to another team; facts stored before their sums were; a period never computed), the
+    periods they touch, and the ones after, are recomputed from their reflections instead.
+    Returns the number of facts written and the days the changes closed on.
+
+    The marks are locked while their deltas are applied, so that two refreshes never apply
+    one twice; a mark renewed meanwhile stays, counting what this refresh counted.
+    """
+    if not PendingReflection.objects.exists():
+        return 0, set()
+    with transaction.atomic():
+        marked = list(
+            PendingReflection.objects.select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", "counted", "marked_at")
+        )
+        if not marked:
+            return 0, set()
+        ids = [reflection_id for reflection_id, _, _ in marked]
+        now = delta.contributions(ids)
+        changes = [(c, now.get(r)) for r, c, _ in marked if c != now.get(r)]
+        touched = [c for change in changes for c in change if c is not None]
+        days = {datetime.date.fromisoformat(c["day"]) for c in touched}
+        written = 0
+        if changes:
+            try:
+                result = delta.delta_facts(
+                    changes,
+                    changed=ids,
+                    skip=skip,
+                    k=settings.DEBRIEF_INSIGHT_MIN_SLICE,
+                    today=timezone.localdate(),
+                )
+                written = _write_region(
+                    result.facts, InsightFact.objects.filter(delta.region(result.slots))
+                )
+            except delta.Inconsistent as exc:
+                logger.warning("Refresh by delta not possible (%s); recomputing instead", exc)
+                targets: dict[str, set[Period]] = collections.defaultdict(set)
+                for contribution in touched:
+                    for kind, start in delta.periods_of(contribution):
+                        if (kind, start) not in skip:
+                            targets[kind].update({Period(kind, start), Period(kind, start).next()})
+                written = insights_recompute(periods=targets)
+        _changed_clear((r, marked_at) for r, _, marked_at in marked)
+        for reflection_id in PendingReflection.objects.filter(pk__in=ids).values_list(
+            "pk", flat=True
+        ):
+            PendingReflection.objects.filter(pk=reflection_id).update(
+                counted=now.get(reflection_id)
+            )
+    return written, days
+
+
+def insights_mark_changed(*, reflection_id: int, counted: Callable[[], dict | None] | None) -> bool:
+    """
+    Mark a reflection changed. Called INSIDE the transaction that changes it (close, reopening,
+    amendment, buyer's answer), before the change where what it counted would be lost:
+    `counted()` says what the stored facts count for it now (insights.delta.contributions;
+    None: nothing), and is asked only when it is not marked already (then the stored facts
+    still count what the mark says). With `counted` None (not known), an unmarked reflection
+    stays unmarked; False says so, and the caller marks its periods instead.
+    """
+    now = timezone.now()
+    if PendingReflection.objects.filter(pk=reflection_id).update(marked_at=now):
+        return True
+    if counted is None:
+        return False
+    try:
+        with transaction.atomic():
+            PendingReflection.objects.create(
+                reflection_id=reflection_id, counted=counted(), marked_at=now
+            )
+    except IntegrityError:  # marked by a concurrent change, whose `counted` stands
+        PendingReflection.objects.filter(pk=reflection_id).update(marked_at=now)
+    return True
 
 
 def _scaled(progress: Progress | None, start: int, end: int) -> Progress | None:
@@ -286,6 +431,86 @@ def _sync(region, rows: list, cell: list[str], values: list[str], owned=None) ->
     for i in range(0, len(stale), DELETE_CHUNK):
         model.objects.filter(pk__in=stale[i : i + DELETE_CHUNK]).delete()
     return len(rows)
+
+
+def insights_playbook_write_days(*, days: Iterable[datetime.date]) -> int:
+    """
+    Store the playbook's counts and quotes for the reflections closed on these days (a close,
+    reopening or amendment changes its own day only): their day rows from the reflections, the
+    months they fall in as the sums of the stored days, and the quotes those days change.
+    Returns the number of rows the region holds.
+    """
+    days = set(days)
+    windows = playbook.day_windows(days)
+    if not windows:
+        return 0
+    day_rows = playbook.entries(windows, months=False)
+    pairs, quotes = playbook.quotes_merged(windows)
+    months = {day.replace(day=1) for day in days}
+    entry_cell = ["product_id", "period_kind", "period_start", "objection_id"]
+    with transaction.atomic():
+        written = _sync(playbook.day_region(windows), day_rows, entry_cell, ["heard", "won"])
+        written += _sync(
+            playbook.month_region(months),
+            playbook.month_entries(months),
+            entry_cell,
+            ["heard", "won"],
+        )
+        if pairs:
+            written += _sync(
+                PlaybookQuote.objects.filter(
+                    product_id__in={p for p, _ in pairs}, objection_id__in={o for _, o in pairs}
+                ),
+                quotes,
+                ["product_id", "objection_id", "rank"],
+                ["answer_id", "text", "closed_date"],
+                owned=lambda cell: (cell[0], cell[1]) in pairs,
+            )
+    return written
+
+
+# --- the perception gap ------------------------------------------------------------------------
+def insights_gap_write(*, periods: dict[str, set[Period]] | None) -> int:
+    """
+    Store the perception gap's grouped counts (insights.gap.counts) of these periods (kind ->
+    periods; None: all history), for the organisation, every team and every product line, from
+    one grouped query. Upserted and pruned like the facts, in one transaction. Returns the
+    number of rows the region holds.
+    """
+    if periods is not None and not any(periods.values()):
+        return 0
+    rows = gap.counts(periods)
+    with transaction.atomic():
+        return _sync(gap.count_region(periods), rows, gap.STORED_CELL, ["deals"])
+
+
+def insights_gap_refresh(
+    *,
+    pending: list[tuple[str, datetime.date, datetime.datetime]],
+    days: Iterable[datetime.date],
+    changed: list[int],
+) -> int:
+    """
+    The refresh's part of the gap: recompute the marked periods (imports, buyers changing
+    answers, merged reasons), and the periods of the changed reflections' closing days when one
+    of those reflections has an answered survey (a close without one changes no pair). Until
+    the counts were stored once (just after an upgrade), all of them. Returns the rows written.
+
+    `changed` is read just before the deltas are applied: a reflection marked in between is
+    applied without being looked at here, and if only it had a buyer's answer, its periods'
+    gap waits for their next recount (the nightly rebuild at the latest).
+    """
+    if not gap.stored_once():
+        return insights_gap_write(periods=None)
+    targets: dict[str, set[Period]] = {kind: set() for kind in PERIOD_KINDS}
+    for kind, start, _ in pending:
+        targets[kind].add(Period(kind, start))
+    days = set(days)
+    if days and gap.any_answered(changed):
+        for day in days:
+            for kind in PERIOD_KINDS:
+                targets[kind].add(Period.containing(kind, day))
+    return insights_gap_write(periods=targets)
 
 
 # --- runs --------------------------------------------------------------------------------------
@@ -570,7 +795,7 @@ def insights_sweep() -> list[InsightRun]:
     now = timezone.now()
     send = [run for run, created in insight_runs_reap() if created]
     send += InsightRun.objects.filter(status=RunStatus.QUEUED, created_at__lt=now - QUEUED_TOO_LONG)
-    if PendingPeriod.objects.exists():
+    if PendingPeriod.objects.exists() or PendingReflection.objects.exists():
         run, created = _claim(RunKind.REFRESH, detail="Sweep of pending periods")
         if created:
             send.append(run)

@@ -307,6 +307,7 @@ def reflection_amend(
             "this one is past that."
         )
     checked = _check_answers(locked.prompt_set, locked.outcome, answers)
+    signals.reflection_amending.send(sender=Reflection, reflection=locked)
     ReflectionRevision.objects.create(reflection=locked, edited_by=actor, answers=_snapshot(locked))
     locked.answers.all().delete()
     _save_answers(locked, checked.answers)

@@ -9,6 +9,9 @@ from django.dispatch import Signal
 # receiver whose after-commit work could not be done may append a plain sentence for the person
 # who closed to `reflection.after_commit_notes` (a list); the close page shows each one.
 reflection_submitted = Signal()
+# Sent with reflection=<Reflection> inside an amendment's transaction, once the amendment is
+# allowed and before the reflection's answers change (a receiver can still read what it said).
+reflection_amending = Signal()
 # Sent with opportunity=<Opportunity>, reflection=<Reflection> when a closed deal is reopened.
 opportunity_reopened = Signal()
 # Sent with dates=<set of closing dates> after closed deals and their reflections were imported

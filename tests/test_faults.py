@@ -20,7 +20,7 @@ from crm_site.celery import app
 from insights import queue as insight_queue
 from insights import services as insight_services
 from insights import tasks as insight_tasks
-from insights.models import InsightFact, InsightRun, PendingPeriod, RunStatus
+from insights.models import InsightFact, InsightRun, PendingPeriod, PendingReflection, RunStatus
 from opportunities.models import Opportunity, Stage, StageChange
 from reflections.models import Reflection
 from suppressions.models import Suppression
@@ -74,8 +74,8 @@ def test_closing_with_the_broker_down_saves_everything_quickly_and_marks_the_ref
     assert deal.stage == Stage.LOST
     assert Reflection.objects.filter(opportunity=deal, current=True).exists()
     assert Suppression.objects.filter(source_opportunity=deal).exists()
-    # Nothing is lost: the periods are marked in the close's own transaction...
-    assert PendingPeriod.objects.count() == 2
+    # Nothing is lost: the reflection is marked in the close's own transaction...
+    assert PendingReflection.objects.count() == 1
     # ... and the refused publish is recorded, not swallowed.
     run = InsightRun.objects.get()
     assert run.status == RunStatus.FAILED and "Could not queue" in run.error
@@ -98,7 +98,7 @@ def test_a_close_that_cannot_queue_its_refresh_says_reports_will_catch_up(
     assert "they will catch up within a few minutes" in page
     assert "RuntimeError" not in page and "Retry limit" not in page and "Traceback" not in page
     deal.refresh_from_db()
-    assert deal.stage == Stage.LOST and PendingPeriod.objects.count() == 2
+    assert deal.stage == Stage.LOST and PendingReflection.objects.count() == 1
 
 
 def test_a_close_that_queues_its_refresh_says_nothing_about_catching_up(
@@ -122,13 +122,13 @@ def test_the_sweep_refreshes_what_closed_while_the_broker_was_down(rep, lost_set
     deal = OpportunityFactory(owner=rep)
     with broker(DEAD_BROKER):
         close(rep, deal, lost_answers(lost_set))  # commits; the refresh cannot be queued
-    assert PendingPeriod.objects.count() == 2
+    assert PendingReflection.objects.count() == 1
     assert not InsightFact.objects.exists()
     # The broker is back: the scheduled sweep finds the marks and a real worker refreshes.
     with broker(settings.REDIS_URL), start_worker(app, pool="solo", perform_ping_check=False):
         insight_tasks.sweep_insights()
         deadline = time.monotonic() + 30
-        while PendingPeriod.objects.exists() and time.monotonic() < deadline:
+        while PendingReflection.objects.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         # A refresh queued by the sweep runs straight away (no countdown).
         while (
@@ -136,7 +136,7 @@ def test_the_sweep_refreshes_what_closed_while_the_broker_was_down(rep, lost_set
             and time.monotonic() < deadline
         ):
             time.sleep(0.2)
-    assert not PendingPeriod.objects.exists()
+    assert not PendingReflection.objects.exists()
     assert InsightRun.objects.filter(status=RunStatus.SUCCEEDED).exists()
     assert InsightFact.objects.filter(dimension="primary_reason_lost").exists()
 
@@ -325,7 +325,7 @@ def test_a_database_error_in_the_middle_of_a_close_saves_nothing(rep, lost_set, 
     assert deal.stage == Stage.PROPOSAL and deal.closed_date is None
     assert not Reflection.objects.exists()
     assert not StageChange.objects.filter(opportunity=deal).exists()
-    assert not PendingPeriod.objects.exists()
+    assert not PendingPeriod.objects.exists() and not PendingReflection.objects.exists()
     assert Opportunity.objects.get(pk=deal.pk).is_open
 
 
@@ -478,6 +478,6 @@ def test_closing_with_redis_frozen_saves_the_close_within_seconds(
     deal.refresh_from_db()
     assert deal.stage == Stage.LOST
     assert Reflection.objects.filter(opportunity=deal, current=True).exists()
-    assert PendingPeriod.objects.count() == 2  # the sweep catches up when Redis is back
+    assert PendingReflection.objects.count() == 1  # the sweep catches up when Redis is back
     run = InsightRun.objects.get()
     assert run.status == RunStatus.FAILED and "Could not queue" in run.error

@@ -11,7 +11,14 @@ import pytest
 from django.utils import timezone
 
 from insights import services, tasks
-from insights.models import InsightFact, InsightRun, PendingPeriod, RunKind, RunStatus
+from insights.models import (
+    InsightFact,
+    InsightRun,
+    PendingPeriod,
+    PendingReflection,
+    RunKind,
+    RunStatus,
+)
 from opportunities.models import Stage
 from reflections import signals
 from reflections.models import Outcome, Reflection
@@ -47,10 +54,11 @@ def test_a_burst_of_100_closes_queues_one_refresh(
     run = InsightRun.objects.get()
     assert (run.kind, run.status) == (RunKind.REFRESH, RunStatus.QUEUED)
     apply_async.assert_called_once_with(args=[run.pk], countdown=30)
-    assert set(PendingPeriod.objects.values_list("period_kind", "period_start")) == {
-        ("month", d("2026-05-01")),
-        ("quarter", d("2026-04-01")),
+    # Each reflection is marked once, as counted nowhere yet (the refresh adds its delta).
+    assert set(PendingReflection.objects.values_list("pk", "counted")) == {
+        (reflection.pk, None) for reflection in reflections
     }
+    assert not PendingPeriod.objects.exists()
 
 
 def test_closes_after_the_refresh_started_queue_exactly_one_more(
@@ -82,10 +90,10 @@ def test_nothing_is_marked_or_queued_when_the_close_rolls_back(
         transaction.atomic(),
     ):
         signals.reflection_submitted.send(sender=Reflection, reflection=reflection, created=True)
-        assert PendingPeriod.objects.count() == 2  # marked inside the close's transaction
+        assert PendingReflection.objects.count() == 1  # marked inside the close's transaction
         raise RuntimeError("the close fails after the signal")
     apply_async.assert_not_called()
-    assert not PendingPeriod.objects.exists()
+    assert not PendingReflection.objects.exists()
 
 
 def test_refresh_recomputes_the_marked_periods_and_clears_them(
@@ -119,12 +127,10 @@ def test_closing_through_the_service_marks_and_queues_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         reflection = close(rep, deal, lost_answers(lost_set), outcome=Outcome.LOST)
     assert apply_async.call_count == 1
-    assert PendingPeriod.objects.filter(period_kind="month").get().period_start == (
-        reflection.closed_date.replace(day=1)
-    )
+    assert PendingReflection.objects.get().pk == reflection.pk
 
 
-def test_reopening_marks_the_old_reflections_periods(
+def test_reopening_marks_the_old_reflection_with_what_it_counted(
     closer, apply_async, django_capture_on_commit_callbacks
 ):
     reflection = closer.close("lost", d("2026-02-12"), "Price")
@@ -132,7 +138,8 @@ def test_reopening_marks_the_old_reflections_periods(
         signals.opportunity_reopened.send(
             sender=None, opportunity=reflection.opportunity, reflection=reflection
         )
-    assert PendingPeriod.objects.filter(period_start=d("2026-01-01"), period_kind="quarter")
+    counted = PendingReflection.objects.get(pk=reflection.pk).counted
+    assert (counted["month"], counted["outcome"]) == ("2026-02-01", "lost")
     assert apply_async.call_count == 1
 
 

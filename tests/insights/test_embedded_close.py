@@ -21,10 +21,19 @@ from django.urls import reverse
 from django.utils import timezone
 
 from insights import services
-from insights.models import Dimension, InsightFact, InsightRun, PendingPeriod, RunKind, RunStatus
+from insights.models import (
+    Dimension,
+    InsightFact,
+    InsightRun,
+    PendingPeriod,
+    PendingReflection,
+    RunKind,
+    RunStatus,
+)
 from insights.periods import Period
 from insights.services import insight_run_start_in_process as start_in_process
 from opportunities.models import Stage
+from reflections.models import Reflection
 from tests.factories import OpportunityFactory
 from tests.reflections.conftest import lost_answers
 
@@ -60,11 +69,10 @@ def test_a_close_marks_its_periods_and_leaves_the_refresh_to_the_background_thre
     run = InsightRun.objects.get()
     assert (run.kind, run.status) == (RunKind.REFRESH, RunStatus.QUEUED)
     assert in_process_runs == [run.pk]  # handed to the thread once the close committed
-    today = timezone.localdate()
-    assert set(PendingPeriod.objects.values_list("period_kind", "period_start")) == {
-        ("month", Period.containing("month", today).start),
-        ("quarter", Period.containing("quarter", today).start),
-    }
+    # The close marks its reflection, counted nowhere yet: the refresh applies its delta.
+    reflection = Reflection.objects.get(opportunity=deal)
+    assert list(PendingReflection.objects.values_list("pk", "counted")) == [(reflection.pk, None)]
+    assert not PendingPeriod.objects.exists()
 
 
 @pytest.mark.django_db

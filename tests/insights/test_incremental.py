@@ -259,7 +259,8 @@ def test_rebuild_and_refresh_queries_do_not_grow_with_data(
     are each read once;
     then per period kind, in a transaction (a savepoint and its release here): lock and
     compare, write what changed, read the region for rows to drop. Pending marks are read
-    and cleared once. The objection playbook adds its own reads (counts, quotes; a refresh
+    and cleared once; so are the changed reflections' marks (insights.delta: none here, the
+    periods are marked). The objection playbook adds its own reads (counts, quotes; a refresh
     also the stored quotes its months touch) and one transaction that locks its two regions.
     Only the writes grow, one statement per batch of changed facts.
     """
@@ -268,16 +269,20 @@ def test_rebuild_and_refresh_queries_do_not_grow_with_data(
     for count in (10, 80):
         floor.closes(["2026-02-10", "2026-05-12"], count)
         services.insights_rebuild()
-        with django_assert_num_queries(12 + 6):  # unchanged: nothing written
+        # The perception gap: its counts, and a transaction (savepoint, release) locking them.
+        with django_assert_num_queries(12 + 6 + 2 + 4):  # unchanged: nothing written
             services.insights_rebuild()
         floor.close(d("2026-05-20"))
         services.insights_mark_stale(dates=[d("2026-05-20")])
         with CaptureQueriesContext(connection) as refresh:
             services.insights_refresh_pending()
         inserts = [q for q in refresh.captured_queries if q["sql"].startswith("INSERT")]
-        # marks, stored facts, reflections, answers, buyers' answers, 2 x (lock, region), clear;
+        # marks, stored facts, reflections, answers, buyers' answers, 2 x (lock, region), clear,
+        # whether a reflection is marked;
         # playbook: whether it was ever stored, counts, the months' quotes, which stored quotes
         # are in those months, and a transaction (savepoint, release) locking the counts (no
         # won answer here to quote)
-        assert len(refresh.captured_queries) - len(inserts) == 14 + 7
+        # the gap: the changed reflections, whether it was ever stored, the marked periods'
+        # counts, and a transaction (savepoint, release) locking them
+        assert len(refresh.captured_queries) - len(inserts) == 15 + 7 + 6
         assert len(inserts) >= 2  # the close changed facts of both kinds
