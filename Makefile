@@ -82,6 +82,14 @@ bench: install-runtime
 load: install-runtime
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m bench.load $(LOAD_ARGS)
 
+# A 1,000,000-row call list checked as a job by two real Celery workers (Redis) on the
+# extra-large set (bench/calllist_job.py); prints the time and each worker's memory.
+BENCH_XL_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/debrief_bench_xl
+CALLLIST_ARGS ?=
+.PHONY: bench-calllist
+bench-calllist: install-runtime
+	BENCH_DATABASE_URL=$(BENCH_XL_DATABASE_URL) $(PY) -m bench.calllist_job $(CALLLIST_ARGS)
+
 # A generated 100,000-row Salesforce export checked and imported in batches (bench/
 # history_import.py), on its own database; prints rows per second. IMPORT_ARGS=--rows 20000.
 BENCH_IMPORT_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/debrief_import_bench

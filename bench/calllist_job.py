@@ -7,10 +7,11 @@ one process of its own, `--pool solo`, so that its memory is the worker's) again
 times from the upload's validation to the assembled file. Reports each worker's resident
 memory when idle and at its peak, and checks the result's row count and order.
 
-    python -m bench.calllist_job                      # 1,000,000 rows, two workers, xl set
-    python -m bench.calllist_job --rows 100000 --workers 1
+    make bench-calllist                                   # 1,000,000 rows, two workers, xl set
+    make bench-calllist CALLLIST_ARGS="--rows 100000 --workers 1"
 
-Needs the extra-large set seeded (`make bench BENCH_ARGS="--scale xl"`) and Redis
+Needs the extra-large set seeded (`make bench BENCH_ARGS="--scale xl"`; migrated here if
+behind) and Redis
 (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14, a database of its own, flushed first).
 """
 
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
 
     django.setup()
     import redis
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
     from django.core.files.uploadedfile import UploadedFile
 
     from accounts.models import User

@@ -47,7 +47,7 @@ TARGETS_MS = {
     "suppression_check_single": 5,
     "calllist_check_100k": 3000,
     "insights_rebuild_full": 15_000,
-    "insights_refresh_incremental": 1000,
+    "insights_refresh_incremental": 100,
     "seed_large": 5 * 60 * 1000,
 }
 CALLLIST_RSS_GROWTH_MB = 150
@@ -484,8 +484,9 @@ def insights_rebuild(plan: Plan) -> Result:
 
 def insights_refresh(client: Client, closer, plan: Plan) -> Result:
     """
-    A real close today (not timed: it is measured on its own) marks its month and quarter
-    stale and changes their facts; the refresh then recomputes just those.
+    A real close today (not timed: it is measured on its own) marks its reflection; the
+    refresh then applies that one reflection's counts to the stored facts of the reports it
+    touches and recomputes their tests (insights.delta), whatever the size of the quarter.
     """
     from insights import services
 
