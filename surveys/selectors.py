@@ -31,11 +31,16 @@ def survey_for_token(token: str) -> SurveyRequest | None:
 
 
 def buyer_words(company_id: int, limit: int = 5) -> list[SurveyRequest]:
-    """The latest answered surveys of a company's deals, with the answers the brief shows."""
+    """
+    The latest answered surveys of a company's deals, with the answers the brief shows. The
+    company's deals are read first: joined instead, PostgreSQL walked every answered survey
+    by date looking for the company's few (820 ms on the extra-large set for an old company).
+    """
+    deal_ids = list(Opportunity.objects.filter(company_id=company_id).values_list("id", flat=True))
+    if not deal_ids:
+        return []
     return list(
-        SurveyRequest.objects.filter(
-            opportunity__company_id=company_id, status=SurveyStatus.ANSWERED
-        )
+        SurveyRequest.objects.filter(opportunity_id__in=deal_ids, status=SurveyStatus.ANSWERED)
         .select_related("opportunity__product", "reflection", "contact")
         .prefetch_related(
             Prefetch(
