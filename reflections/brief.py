@@ -41,7 +41,11 @@ def sections(request, company) -> list[dict]:
         {
             "slot": "main",
             "template": "reflections/brief/reflections.html",
-            "context": {"reflections": selectors.company_reflections(company.pk)},
+            "context": {
+                "reflections": selectors.company_reflections(
+                    opportunities_brief.deal_ids(request, company)
+                )
+            },
             "order": 10,
         },
         {

@@ -5,6 +5,7 @@ opportunities importing this app.
 """
 
 from accounts import access
+from opportunities import brief as opportunities_brief
 from surveys import selectors, services
 
 
@@ -38,7 +39,9 @@ def sections(request, company) -> list[dict]:
         {
             "slot": "main",
             "template": "surveys/brief/buyer_words.html",
-            "context": {"surveys": selectors.buyer_words(company.pk)},
+            "context": {
+                "surveys": selectors.buyer_words(opportunities_brief.deal_ids(request, company))
+            },
             # Right after the reps' reflections: the two accounts of the same closes.
             "order": 20,
         }
