@@ -11,6 +11,7 @@ from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 
 logger = logging.getLogger("debrief.api")
 
@@ -129,11 +130,14 @@ class PrivatePagesMiddleware:
 class RequestSizeLimitMiddleware:
     """
     Refuses a body larger than its URL may take (Content-Length) before anything reads it: the
-    CSRF check would otherwise parse, and spool to disk, a 200 MB upload to the login page
-    before any view could say no. A path under DEBRIEF_UPLOAD_LIMITS takes its own limit (the
-    call list's), other upload pages (DEBRIEF_UPLOAD_PATHS) DEBRIEF_MAX_UPLOAD_BYTES, and
-    everything else DEBRIEF_MAX_REQUEST_BYTES. In production the
-    proxy in front should refuse the same sizes (e.g. nginx's client_max_body_size).
+    CSRF check or the NUL rule would otherwise parse, and spool to disk, a 200 MB upload to the
+    login page before any view could say no. Upload pages (DEBRIEF_UPLOAD_PATHS) take
+    DEBRIEF_MAX_UPLOAD_BYTES, everything else DEBRIEF_MAX_REQUEST_BYTES; a view marked with
+    takes_large_bodies may take more, as its own limit says at request time (for whom, and how
+    much), and answers a body over it in its own words (its page with the error, the API's
+    JSON). Placed after the session and authentication middleware, which read no body, so that
+    a large limit can depend on who asks. In production the proxy in front should refuse the
+    same sizes (e.g. nginx's client_max_body_size).
     """
 
     def __init__(self, get_response):
@@ -144,23 +148,52 @@ class RequestSizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return _refuse("The Content-Length header is not a number")
-        if length:
-            limit = _limit(request.path)
-            if length > limit:
-                return HttpResponse(
-                    f"This request is {length / 1024 / 1024:.1f} MB; this page takes at most "
-                    f"{limit / 1024 / 1024:.0f} MB.",
-                    status=413,
-                    content_type="text/plain; charset=utf-8",
-                )
+        limit = _limit(request.path)
+        if length > limit:
+            view = _view(request)
+            larger = view.body_limit(request) if hasattr(view, "body_limit") else None
+            if larger is None or length > larger:
+                refuse = getattr(view, "refuse_body", None)
+                refusal = refuse(request, length) if refuse is not None else None
+                return refusal or _too_large(length, larger or limit)
         return self.get_response(request)
 
 
+def takes_large_bodies(limit, refuse=None):
+    """
+    Marks a view that takes bodies over the path's limit (see RequestSizeLimitMiddleware):
+    `limit(request)` is how large a body this request may carry, read at request time, or None
+    for the path's limit (not signed in, no token); `refuse(request, length)` answers a body
+    over it before anything reads it, or None for the plain refusal. Apply it outermost.
+    """
+
+    def decorate(view):
+        view.body_limit = limit
+        if refuse is not None:
+            view.refuse_body = refuse
+        return view
+
+    return decorate
+
+
+def _view(request):
+    try:
+        return resolve(request.path_info).func
+    except Resolver404:
+        return None
+
+
+def _too_large(length: int, limit: int) -> HttpResponse:
+    return HttpResponse(
+        f"This request is {length / 1024 / 1024:.1f} MB; this page takes at most "
+        f"{limit / 1024 / 1024:.0f} MB.",
+        status=413,
+        content_type="text/plain; charset=utf-8",
+    )
+
+
 def _limit(path: str) -> int:
-    """The largest body a request to `path` may carry (see RequestSizeLimitMiddleware)."""
-    for prefix, limit in getattr(settings, "DEBRIEF_UPLOAD_LIMITS", {}).items():
-        if path.startswith(prefix):
-            return limit
+    """The largest body a request to `path` may carry unless its view takes more."""
     if path.startswith(tuple(settings.DEBRIEF_UPLOAD_PATHS)):
         return settings.DEBRIEF_MAX_UPLOAD_BYTES
     return settings.DEBRIEF_MAX_REQUEST_BYTES

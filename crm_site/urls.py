@@ -16,6 +16,11 @@ urlpatterns = [
         api_lists.list_result,
         name="api_call_list_result",
     ),
+    path(
+        "api/suppressions/lists/<int:job_id>/retry",
+        api_lists.list_retry,
+        name="api_call_list_retry",
+    ),
     path("api/suppressions/changes", api_feed.suppression_changes, name="api_suppression_changes"),
     path("api/schema", api.schema, name="api_schema"),
     path("accounts/", include(auth_urlpatterns)),

@@ -10,6 +10,7 @@ with the same bearer tokens as the single check (suppressions.api).
 - GET /api/suppressions/lists/{id}/result: the checked CSV (409 while it is being checked, 410
   once it expired or was cancelled).
 - DELETE /api/suppressions/lists/{id}: cancel it.
+- POST /api/suppressions/lists/{id}/retry: check a stopped list's failed parts again (202).
 
 A token sees only its own lists: any other id answers 404, as a missing one does.
 """
@@ -22,6 +23,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.tokens import authenticate
+from crm_site.middleware import takes_large_bodies
 from suppressions import calllist, jobs, selectors
 from suppressions.models import CallListChunkStatus, CallListJob, CallListJobStatus
 
@@ -80,27 +82,59 @@ def _job_json(request, job: CallListJob) -> dict:
     }
 
 
-@csrf_exempt  # token-authenticated, never cookie-authenticated
-def lists(request):
-    """Submit a call list to check in the background."""
+def _refusal(request, token, length: int) -> JsonResponse | None:
+    """Why a submission cannot be read, checked in this order; None when it can."""
     if request.method != "POST":
         return _error(405, "Use POST.", Allow="POST")
-    token = authenticate(request.headers.get("Authorization"))
     if token is None:
         return _unauthorised()
-    limit = calllist.max_bytes()
-    try:
-        length = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        return _error(400, "The Content-Length header is not a number.")
     if not length:
         return _error(400, "The file is empty.")
     if request.content_type not in CSV_TYPES:
         return _error(415, "Send the call list as CSV: 'Content-Type: text/csv'.")
+    limit = calllist.max_bytes()
     if length > limit:
         return _error(
             413, f"The body is {length:,} bytes; send at most {limit:,} (split the list)."
         )
+    return None
+
+
+def _body_limit(request) -> int | None:
+    """
+    A call list's size, for a POST of CSV with a valid token only (see takes_large_bodies):
+    anyone else's large body is refused before it is read, as the API's other calls are.
+    """
+    if request.method != "POST" or request.content_type not in CSV_TYPES:
+        return None
+    if authenticate(request.headers.get("Authorization")) is None:
+        return None
+    return calllist.max_bytes()
+
+
+def _too_large(request, length: int) -> JsonResponse:
+    """A body over the limit, answered without reading it: what the view would have said."""
+    token = authenticate(request.headers.get("Authorization"))
+    return _refusal(request, token, length) or _error(
+        413, f"The body is {length:,} bytes; send at most {calllist.max_bytes():,}."
+    )
+
+
+@takes_large_bodies(_body_limit, _too_large)
+@csrf_exempt  # token-authenticated, never cookie-authenticated
+def lists(request):
+    """Submit a call list to check in the background."""
+    token = None
+    if request.method == "POST":
+        token = authenticate(request.headers.get("Authorization"))
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return _error(400, "The Content-Length header is not a number.")
+    refusal = _refusal(request, token, length)
+    if refusal is not None:
+        return refusal
+    limit = calllist.max_bytes()
     upload = TemporaryUploadedFile("call-list.csv", "text/csv", 0, None)
     try:
         size = 0
@@ -140,6 +174,8 @@ def list_detail(request, job_id: int):
     job = _job_of(token, job_id)
     if job is None:
         return _error(404, "No call list of this token has that id.")
+    job = jobs.expire_if_due(job)
+    jobs.sweep_if_due()
     if request.method == "DELETE":
         try:
             job = jobs.call_list_job_cancel(job=job)
@@ -159,12 +195,20 @@ def list_result(request, job_id: int):
     job = _job_of(token, job_id)
     if job is None:
         return _error(404, "No call list of this token has that id.")
+    job = jobs.expire_if_due(job)
+    jobs.sweep_if_due()
     if job.status in (CallListJobStatus.EXPIRED, CallListJobStatus.CANCELLED):
         return _error(
             410,
             "This list's checked file is gone: it "
             + ("expired and was deleted." if job.status == "expired" else "was cancelled.")
             + " Send the list again to check it again.",
+        )
+    if job.status == CallListJobStatus.FAILED:
+        return _error(
+            409,
+            f"This list's check stopped: {job.error or 'some parts failed.'} To check the "
+            f"failed parts again, POST to {reverse('api_call_list_retry', args=[job.pk])}.",
         )
     if job.status != CallListJobStatus.DONE:
         return _error(
@@ -178,7 +222,26 @@ def list_result(request, job_id: int):
         return _error(410, "This list's checked file is gone. Send the list again.")
     response = FileResponse(handle, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="call-list-{job.pk}-checked.csv"'
+    response["Cache-Control"] = "no-store"  # contacts' data: no cache on the way may keep it
     return response
+
+
+@csrf_exempt
+def list_retry(request, job_id: int):
+    """Check a stopped list's failed parts again (or put its checked parts together again)."""
+    if request.method != "POST":
+        return _error(405, "Use POST.", Allow="POST")
+    token = authenticate(request.headers.get("Authorization"))
+    if token is None:
+        return _unauthorised()
+    job = _job_of(token, job_id)
+    if job is None:
+        return _error(404, "No call list of this token has that id.")
+    try:
+        job = jobs.call_list_job_retry(job=jobs.expire_if_due(job))
+    except ValidationError as exc:
+        return _error(409, " ".join(exc.messages))
+    return JsonResponse(_job_json(request, job), status=202)
 
 
 # --- the OpenAPI document's paths (merged by suppressions.api._schema) --------------------------
@@ -300,6 +363,19 @@ def schema_paths() -> dict:
                 "operationId": "cancelCallList",
                 "responses": {
                     "200": _json("Cancelled (or cancelled already).", _JOB),
+                    **_errors(401, 404, 409, 500),
+                },
+            },
+        },
+        "/api/suppressions/lists/{id}/retry": {
+            "parameters": [job_id],
+            "post": {
+                "summary": "Check a stopped call list's failed parts again",
+                "description": "The parts checked already are kept; only the failed ones (or "
+                "the putting together, if only that failed) run again. Poll the list's url.",
+                "operationId": "retryCallList",
+                "responses": {
+                    "202": _json("The failed parts are queued again.", _JOB),
                     **_errors(401, 404, 409, 500),
                 },
             },

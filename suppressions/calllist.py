@@ -13,18 +13,19 @@ validate() reads the whole file before anything is answered or stored, so a bad 
 clear message instead of half a download: its text encoding (crm_site.textfiles: UTF-8, with
 or without a byte order mark, UTF-16 with its byte order mark, or Windows-1252), then, in one
 pass, its CSV, its header (a usable column, at most DEBRIEF_CALLLIST_MAX_COLUMNS), its rows (at
-most DEBRIEF_CALLLIST_MAX_ROWS) and where it can be cut into chunks: byte offsets at record
-boundaries (a quoted line break stays inside its record), every DEBRIEF_CALLLIST_CHUNK_ROWS
-rows or CHUNK_BYTES bytes. A file of at most DEBRIEF_CALLLIST_INLINE_ROWS rows is then checked
-at once, in batches of BATCH_ROWS rows, each set-based with a fixed number of queries; a larger
-one becomes a job whose chunks are checked by workers (suppressions.jobs) through the same
-batches, each chunk reading only its own bytes.
+most DEBRIEF_CALLLIST_MAX_ROWS, each at most RECORD_BYTES long and DEBRIEF_CALLLIST_MAX_COLUMNS
+values wide, checked before a row is built) and where it can be cut into chunks: byte offsets
+at record boundaries (a quoted line break stays inside its record), every
+DEBRIEF_CALLLIST_CHUNK_ROWS rows or CHUNK_BYTES bytes, blank lines included. A file of at most
+DEBRIEF_CALLLIST_INLINE_ROWS rows is then checked at once, in batches of BATCH_ROWS rows, each
+set-based with a fixed number of queries; a larger one becomes a job whose chunks are checked by
+workers (suppressions.jobs) through the same batches, each chunk reading only its own bytes,
+under the same limits a row.
 """
 
 import codecs
 import csv
 import io
-import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,14 @@ from suppressions.models import SuppressionReason
 CHUNK_BYTES = 8 * 1024 * 1024
 # The header is read before anything else; a first line longer than this is not a header.
 HEADER_CHARS = 1024 * 1024
+# A record (a row, with any line breaks inside its quotes) longer than this is refused, read a
+# line piece at a time so that it is never held whole: csv.reader builds a row's values all at
+# once, and a 9 MB row of short values grew a process by 213 MB. A contact's row is far shorter;
+# a quote that is never closed makes the rest of the file one record and ends here too.
+RECORD_BYTES = 64 * 1024
+# Lines are read at most this many characters at a time (at least as many bytes): a piece that
+# stops inside a "\r\n" belongs to a record over RECORD_BYTES, so it never changes a parse.
+LINE_CHARS = RECORD_BYTES + 2
 # Each batch costs four queries and their planning whatever its size, so larger batches are
 # faster (5,000 rows: 2.5 s for 100,000 rows; 10,000: 2.2 s) until memory or SQLite's limit of
 # 32,766 parameters a statement (e-mails and phones are one) gets in the way.
@@ -188,25 +197,16 @@ def _inspect(text, encoding: str, per_chunk: int, start: tuple[int, str]) -> Lay
         def size(line: str) -> int:
             return len(line.encode(chunk_encoding))
 
-    def tracked() -> Iterator[str]:
-        nonlocal position
-        for line in text:
-            position += size(line)
-            yield line
-
     first = text.readline(HEADER_CHARS)
     if len(first) >= HEADER_CHARS and not first.endswith(("\n", "\r")):
         raise CallListError(
             f"The first line is longer than {HEADER_CHARS // 1024 // 1024} MB, so it cannot be "
             "a header. The first line must name the columns: email, phone or company_domain."
         )
-    position += size(first)
-    lines = tracked()
-    reader = csv.reader(itertools.chain([first], lines), strict=True)
+    reader = _Rows(text, first_row=1, head=first, size=size, position=position + size(first))
     header = next(reader, None)
     if header is None:
         raise CallListError("The file is empty.")
-    columns = _columns(header)
     limit, per_file = max_columns(), max_rows()
     if len(header) > limit:
         raise CallListError(
@@ -214,11 +214,19 @@ def _inspect(text, encoding: str, per_chunk: int, start: tuple[int, str]) -> Lay
             "columns the campaign needs (email, phone, company_domain, product and a few of "
             "your own) and upload it again."
         )
+    columns = _columns(header)
     rows = chunk_rows = 0
     chunks: list[Chunk] = []
-    chunk_start, chunk_first = position, 2
+    chunk_start, chunk_first = reader.position, 2
     for number, row in enumerate(reader, 2):
+        position = reader.position
         if not any(map(str.strip, row)):
+            if not chunk_rows:
+                # Nothing to check yet: the chunk starts after the blank row.
+                chunk_start, chunk_first = position, number + 1
+            elif position - chunk_start >= CHUNK_BYTES:
+                chunks.append(Chunk(chunk_start, position, chunk_first, chunk_rows))
+                chunk_start, chunk_first, chunk_rows = position, number + 1, 0
             continue
         rows += 1
         if rows > per_file:
@@ -229,9 +237,61 @@ def _inspect(text, encoding: str, per_chunk: int, start: tuple[int, str]) -> Lay
         if chunk_rows >= per_chunk or position - chunk_start >= CHUNK_BYTES:
             chunks.append(Chunk(chunk_start, position, chunk_first, chunk_rows))
             chunk_start, chunk_first, chunk_rows = position, number + 1, 0
+    position = reader.position
     if chunk_rows:
         chunks.append(Chunk(chunk_start, position, chunk_first, chunk_rows))
     return Layout(header, columns, rows, encoding, tuple(chunks), chunk_encoding)
+
+
+class _Rows:
+    """
+    The records of `text` as csv.reader reads them (strict), numbered from `first_row`, with
+    the two limits that keep a row small checked before it is built: RECORD_BYTES (lines are
+    read LINE_CHARS at a time and added up) and DEBRIEF_CALLLIST_MAX_COLUMNS values a row
+    (the header's own width is the caller's to check). `position` is the byte offset after the
+    last record given, each line sized by `size` in the file's encoding.
+    """
+
+    def __init__(self, text, *, first_row: int, head: str = "", size=len, position: int = 0):
+        self.text, self.size, self.head = text, size, head
+        self.position = position
+        self.number = first_row  # the record being read
+        self.record = 0  # its bytes so far
+        self.width = max_columns()
+        self.reader = csv.reader(self._lines(), strict=True)
+
+    def _lines(self) -> Iterator[str]:
+        if self.head:
+            # The header's first line, read (and sized) already by the caller.
+            yield self.head
+        readline, size = self.text.readline, self.size
+        while line := readline(LINE_CHARS):
+            length = size(line)
+            self.position += length
+            self.record += length
+            if self.record > RECORD_BYTES:
+                raise CallListError(
+                    f"Row {self.number:,} is longer than {size_text(RECORD_BYTES)}, which no "
+                    "contact's row needs. Check that every quote in it is closed (a value that "
+                    "opens a quote and never closes it runs on to the end of the file), or "
+                    "shorten its values, and upload the file again."
+                )
+            yield line
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return self
+
+    def __next__(self) -> list[str]:
+        row = next(self.reader)
+        if len(row) > self.width and self.number > 1:
+            raise CallListError(
+                f"Row {self.number:,} has {len(row):,} values; at most {self.width:,} are "
+                "read. Check that it is a contact's row (a value with commas in it needs "
+                "quotes) and upload the file again."
+            )
+        self.number += 1
+        self.record = 0
+        return row
 
 
 def _columns(header: list[str]) -> dict[str, int]:
@@ -317,14 +377,18 @@ def problem(number: int, values: int, columns: int) -> str:
 def _records(upload, layout: Layout) -> Iterator[list[str]]:
     """The upload's records after its header."""
     with _text(upload, layout.encoding) as text:
-        reader = csv.reader(text, strict=True)
+        reader = _Rows(text, first_row=1)
         next(reader, None)
         yield from reader
 
 
-def chunk_records(data: bytes, layout: Layout) -> Iterator[list[str]]:
-    """The records of one chunk's bytes (Layout.chunks), which start and end at record ends."""
-    return csv.reader(io.StringIO(data.decode(layout.chunk_encoding), newline=""), strict=True)
+def chunk_records(data: bytes, layout: Layout, *, first_row: int = 2) -> Iterator[list[str]]:
+    """
+    The records of one chunk's bytes (Layout.chunks), which start and end at record ends; held
+    to validate()'s limits a row, like the whole file's.
+    """
+    text = io.StringIO(data.decode(layout.chunk_encoding), newline="")
+    return _Rows(text, first_row=first_row)
 
 
 def _batches(

@@ -17,15 +17,23 @@ background. Every write of a job is here; reads scoped to a person are in select
 3. The chunk that ends last (decided under a lock on the job's row) assembles the result: the
    header once, then the parts in chunk order, whose rows must add up to the rows validated.
    The upload and the parts are then deleted; the result is kept DEBRIEF_CALLLIST_KEEP_HOURS.
-4. call_list_job_retry queues the failed chunks again (and any gone silent), nothing else;
+4. call_list_job_retry queues the failed chunks again (and any gone silent), nothing else,
+   or, when every chunk is done and only the assembly failed, assembles again;
    call_list_job_cancel stops the job (running chunks stop after their batch) and deletes its
-   files; call_list_jobs_sweep (periodic) deletes expired files, fails chunks whose worker went
-   silent (so that the page offers a retry) and finishes a job whose assembly was interrupted.
+   files; call_list_jobs_sweep (periodic; in the embedded default, sweep_if_due from the pages)
+   deletes expired files, fails chunks whose worker went silent (so that the page offers a
+   retry), finishes a job whose assembly was interrupted and deletes folders no job keeps.
+   Every read of a job goes through expire_if_due, so no file is served past `expires_at`, and
+   a deleted job's row takes its files with it (job_deleted, a post_delete receiver).
+
+Claims and heartbeats filter on the chunk's own columns only (see _claim), so that PostgreSQL
+re-checks them after waiting for a concurrent writer's lock.
 """
 
 import collections
 import contextlib
 import datetime
+import errno
 import hashlib
 import logging
 import os
@@ -36,7 +44,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
@@ -58,6 +66,8 @@ MAX_ATTEMPTS = 3
 # A chunk queued this long never reached a worker (a lost message): it is failed, to retry.
 QUEUE_LOST_AFTER = datetime.timedelta(hours=1)
 UNDER_WAY = (CallListJobStatus.QUEUED, CallListJobStatus.RUNNING)
+# The statuses of a job whose files are kept until it expires.
+KEEPS_FILES = (*UNDER_WAY, CallListJobStatus.DONE, CallListJobStatus.FAILED)
 OPEN_CHUNK = (CallListChunkStatus.QUEUED, CallListChunkStatus.RUNNING)
 COPY_BLOCK = 1024 * 1024
 
@@ -169,24 +179,34 @@ def call_list_job_create(
             ids = [chunk.pk for chunk in chunks]
             if any(pk is None for pk in ids):  # a backend that does not return ids
                 ids = list(job.chunks.order_by("index").values_list("pk", flat=True))
-            transaction.on_commit(lambda: _dispatch(ids))
     except BaseException:
+        # Only what happens before the commit is undone here: once the job is committed its
+        # files are its own, whatever becomes of the dispatch (an orphan left by a process
+        # that died in between is removed by the sweep after ORPHAN_AFTER).
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    # Registered outside the inner atomic block, so that in autocommit it runs after the `try`
+    # above; robust, so that a dispatch that fails after all (its own errors are caught) is
+    # logged rather than turned into an error page for a list that was accepted.
+    transaction.on_commit(lambda: _dispatch(ids), robust=True)
     return job
 
 
 def _dispatch(chunk_ids: list[int]) -> None:
-    """Hand chunks to the workers (a Celery group), or to this process's thread when eager."""
+    """
+    Hand committed chunks to the workers (a Celery group), or to this process's thread when
+    eager. When neither takes them, the chunks are failed with a retry offered: the job and its
+    files stay as they are.
+    """
     from suppressions import tasks
 
-    if tasks.calllist_in_process():
-        start_in_process(chunk_ids)
-        return
     try:
-        tasks.calllist_chunks_send(chunk_ids)
-    except Exception as exc:
-        logger.exception("Could not queue call-list chunks (%s)", type(exc).__name__)
+        if tasks.calllist_in_process():
+            start_in_process(chunk_ids)
+        else:
+            tasks.calllist_chunks_send(chunk_ids)
+    except Exception:
+        logger.exception("Could not hand call-list chunks %s to a worker", chunk_ids[:5])
         now = timezone.now()
         CallListChunk.objects.filter(pk__in=chunk_ids, status=CallListChunkStatus.QUEUED).update(
             status=CallListChunkStatus.FAILED,
@@ -197,6 +217,8 @@ def _dispatch(chunk_ids: list[int]) -> None:
             CallListChunk.objects.filter(pk__in=chunk_ids).values_list("job_id", flat=True)
         ):
             _settle(job_id)
+    if tasks.calllist_in_process():
+        sweep_if_due()
 
 
 class _Stopped(Exception):
@@ -214,7 +236,9 @@ WORKER_HELD = 100_000
 
 
 def _lookups_for(job: CallListJob) -> decisions.Lookups:
-    key = (job.pk, job.created_at)  # SQLite may give a deleted job's id to the next one
+    # SQLite may give a deleted job's id to the next one; and Lookups is not thread-safe, so
+    # two threads of one process (a threads pool, the tests) never share one.
+    key = (threading.get_ident(), job.pk, job.created_at)
     if _worker_lookups["job"] != key:
         lookups = decisions.Lookups()
         lookups.MAX_HELD = WORKER_HELD
@@ -229,26 +253,11 @@ def call_list_chunk_run(*, chunk_id: int) -> CallListChunk | None:
     it ends: done, failed, or queued again after an error (for another attempt); None if
     there is no such chunk. A rerun writes the same part file again, so it is harmless.
     """
-    now = timezone.now()
-    claimable = Q(status=CallListChunkStatus.QUEUED) | Q(
-        status=CallListChunkStatus.RUNNING, heartbeat_at__lt=_stale_before(now)
-    )
-    claimed = CallListChunk.objects.filter(
-        claimable, pk=chunk_id, job__status__in=UNDER_WAY
-    ).update(
-        status=CallListChunkStatus.RUNNING,
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        rows_done=0,
-        error="",
-    )
+    claimed = _claim(chunk_id)
     chunk = CallListChunk.objects.select_related("job").filter(pk=chunk_id).first()
     if not claimed or chunk is None:
         return chunk
     job = chunk.job
-    CallListJob.objects.filter(pk=job.pk, status=CallListJobStatus.QUEUED).update(
-        status=CallListJobStatus.RUNNING
-    )
     part = f"{Path(job.path).parent}/part-{chunk.index:05d}.csv"
     try:
         counts = _check_chunk(chunk, job, _path(part))
@@ -262,6 +271,62 @@ def call_list_chunk_run(*, chunk_id: int) -> CallListChunk | None:
         return _reread(chunk)
     _chunk_done(chunk, part, counts)
     return _reread(chunk)
+
+
+def call_list_chunk_waits(chunk: CallListChunk) -> bool:
+    """
+    Whether a chunk a task could not claim is running elsewhere under a job still under way:
+    the task should come back later rather than drop it.
+    """
+    return chunk.status == CallListChunkStatus.RUNNING and _job_status(chunk.job_id) in UNDER_WAY
+
+
+def _claim(chunk_id: int) -> bool:
+    """
+    Take the chunk for this worker, in one short transaction: the job's row locked first (as
+    cancel, retry and the chunks' endings lock it), then a conditional UPDATE on the chunk's
+    own columns only. A filter reaching into the job would make Django write
+    `WHERE id IN (SELECT ... JOIN ...)`, which PostgreSQL does not re-check after waiting for a
+    concurrent claim's lock, so that both claims won; on the chunk's own columns the waiting
+    UPDATE re-reads the status the first one wrote and takes nothing.
+    """
+    now = timezone.now()
+    job_id = CallListChunk.objects.filter(pk=chunk_id).values_list("job_id", flat=True).first()
+    if job_id is None:
+        return False
+    claimable = Q(status=CallListChunkStatus.QUEUED) | Q(
+        status=CallListChunkStatus.RUNNING, heartbeat_at__lt=_stale_before(now)
+    )
+    with transaction.atomic():
+        status = (
+            CallListJob.objects.select_for_update()
+            .filter(pk=job_id)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if status not in UNDER_WAY:
+            return False
+        claimed = CallListChunk.objects.filter(claimable, pk=chunk_id, job_id=job_id).update(
+            status=CallListChunkStatus.RUNNING,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            rows_done=0,
+            error="",
+        )
+        if claimed and status == CallListJobStatus.QUEUED:
+            CallListJob.objects.filter(pk=job_id).update(status=CallListJobStatus.RUNNING)
+    return bool(claimed)
+
+
+def _mine(chunk: CallListChunk):
+    """
+    The chunk while it is still this worker's: running, at the attempt this worker claimed (a
+    worker that took it over counted another). Its own columns only, for the same reason as
+    in _claim.
+    """
+    return CallListChunk.objects.filter(
+        pk=chunk.pk, status=CallListChunkStatus.RUNNING, attempts=chunk.attempts
+    )
 
 
 def _reread(chunk: CallListChunk) -> CallListChunk:
@@ -280,14 +345,12 @@ def _check_chunk(chunk: CallListChunk, job: CallListJob, part: Path) -> dict:
         source.seek(chunk.start)
         data = source.read(chunk.end - chunk.start)
     tally = calllist.Tally()
-    mine = CallListChunk.objects.filter(
-        pk=chunk.pk, status=CallListChunkStatus.RUNNING, job__status=CallListJobStatus.RUNNING
-    )
+    mine = _mine(chunk)
     temporary = part.with_name(f"{part.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(temporary, "w", encoding="utf-8", newline="") as out:
             lines = calllist.annotated(
-                calllist.chunk_records(data, layout),
+                calllist.chunk_records(data, layout, first_row=chunk.first_row),
                 layout,
                 first_row=chunk.first_row,
                 tally=tally,
@@ -298,6 +361,8 @@ def _check_chunk(chunk: CallListChunk, job: CallListJob, part: Path) -> dict:
                 out.write(piece)
                 if not mine.update(heartbeat_at=timezone.now(), rows_done=tally.rows):
                     raise _Stopped
+                if _job_status(job.pk) != CallListJobStatus.RUNNING:
+                    raise _Stopped  # cancelled or expired: its files are going
         os.replace(temporary, part)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -305,15 +370,29 @@ def _check_chunk(chunk: CallListChunk, job: CallListJob, part: Path) -> dict:
     return tally.as_dict()
 
 
+def _in_words(exc: BaseException) -> str:
+    """What went wrong, for the job's page: in words, not an exception's class name."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the server's disk is full"
+    if isinstance(exc, FileNotFoundError):
+        return "one of its files was missing"
+    if isinstance(exc, PermissionError):
+        return "the server was not allowed to open one of its files"
+    if isinstance(exc, OSError):
+        return "the server could not read or write one of its files"
+    if isinstance(exc, MemoryError):
+        return "the server ran out of memory"
+    if isinstance(exc, DatabaseError):
+        return "the database did not answer"
+    return "an unexpected error on the server (its log has the details)"
+
+
 def _chunk_error(chunk: CallListChunk, exc: Exception) -> None:
     """Queue the chunk for another attempt, or fail it after MAX_ATTEMPTS."""
     now = timezone.now()
     last = chunk.attempts >= MAX_ATTEMPTS  # the claim counted this attempt
-    message = (
-        f"Part {chunk.index + 1} (rows {chunk.first_row:,} on) stopped at an unexpected error "
-        f"({type(exc).__name__})."
-    )
-    CallListChunk.objects.filter(pk=chunk.pk, status=CallListChunkStatus.RUNNING).update(
+    message = f"Part {chunk.index + 1} (rows {chunk.first_row:,} on) stopped: {_in_words(exc)}."
+    _mine(chunk).update(
         status=CallListChunkStatus.FAILED if last else CallListChunkStatus.QUEUED,
         error=message,
         heartbeat_at=now,
@@ -328,9 +407,7 @@ def _chunk_done(chunk: CallListChunk, part: str, counts: dict) -> None:
     with transaction.atomic():
         # The job's row is the lock that orders the chunks' endings: exactly one sees the last.
         job = CallListJob.objects.select_for_update().get(pk=chunk.job_id)
-        ended = CallListChunk.objects.filter(
-            pk=chunk.pk, status=CallListChunkStatus.RUNNING
-        ).update(
+        ended = _mine(chunk).update(
             status=CallListChunkStatus.DONE,
             part_path=part,
             counts=counts,
@@ -381,18 +458,32 @@ def _assemble(job_id: int) -> None:
     The checked file: the header once, then every part in chunk order. Its rows must add up
     to the rows validated, or the job fails rather than hand out a file missing rows.
     """
-    job = CallListJob.objects.get(pk=job_id)
-    if job.status != CallListJobStatus.RUNNING:
+    job = CallListJob.objects.filter(pk=job_id).first()
+    if job is None or job.status != CallListJobStatus.RUNNING:
         return
-    parts = list(job.chunks.order_by("index").values_list("part_path", "rows_done", "counts"))
+    chunks = list(
+        job.chunks.order_by("index").values_list("pk", "part_path", "rows_done", "counts")
+    )
+    parts = [(part, done, counts) for _, part, done, counts in chunks]
     layout = layout_of(job)
     folder = folder_of(job)
     result = folder / RESULT_NAME
     temporary = folder / f"{RESULT_NAME}.{secrets.token_hex(4)}.tmp"
     rows = sum(done for _, done, _ in parts)
+    if rows != job.rows:
+        # A fault of the check itself: checking the parts again would give the same file.
+        _assembly_failed(
+            job_id,
+            f"The checked parts hold {rows:,} rows where the file has {job.rows:,}, so no "
+            "file was made. Upload the file again; if this happens again, tell an "
+            "administrator.",
+        )
+        return
+    lost = [pk for pk, part, _, _ in chunks if not part or not _path(part).is_file()]
+    if lost:
+        _parts_lost(job_id, lost)
+        return
     try:
-        if rows != job.rows:
-            raise ValueError(f"the parts hold {rows:,} rows, the file {job.rows:,}")
         with open(temporary, "wb") as out:
             out.write(calllist.header_line(layout).encode("utf-8"))
             for part, _, _ in parts:
@@ -405,11 +496,11 @@ def _assemble(job_id: int) -> None:
         if _job_status(job_id) not in UNDER_WAY:
             return
         logger.exception("Call-list job %s could not be assembled", job_id)
-        CallListJob.objects.filter(pk=job_id, status=CallListJobStatus.RUNNING).update(
-            status=CallListJobStatus.FAILED,
-            error=f"The checked parts could not be put together ({type(exc).__name__}). "
-            "Upload the file again.",
-            finished_at=timezone.now(),
+        # Every part is kept: a retry puts them together again (call_list_job_retry).
+        _assembly_failed(
+            job_id,
+            f"The checked parts could not be put together: {_in_words(exc)}. Retry to put "
+            "them together again; the parts are kept.",
         )
         return
     now = timezone.now()
@@ -423,9 +514,12 @@ def _assemble(job_id: int) -> None:
         finished_at=now,
         expires_at=now + _keep(),
     )
-    if not finished:  # cancelled while it was put together
-        with contextlib.suppress(FileNotFoundError):
-            result.unlink()
+    if not finished:
+        # Cancelled while it was put together, or put together by another (the sweep and a
+        # retry's worker): that one's file is this one's, byte for byte.
+        if _job_status(job_id) != CallListJobStatus.DONE:
+            with contextlib.suppress(FileNotFoundError):
+                result.unlink()
         return
     # Only the checked file is kept: the upload and the parts are not needed any more.
     with contextlib.suppress(FileNotFoundError):
@@ -433,6 +527,28 @@ def _assemble(job_id: int) -> None:
     for part, _, _ in parts:
         with contextlib.suppress(FileNotFoundError):
             _path(part).unlink()
+
+
+def _assembly_failed(job_id: int, message: str) -> None:
+    CallListJob.objects.filter(pk=job_id, status=CallListJobStatus.RUNNING).update(
+        status=CallListJobStatus.FAILED, error=message, finished_at=timezone.now()
+    )
+
+
+def _parts_lost(job_id: int, chunk_ids: list[int]) -> None:
+    """Chunks marked done whose part file is gone: failed, so that a retry checks them again."""
+    now = timezone.now()
+    with transaction.atomic():
+        job = CallListJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status != CallListJobStatus.RUNNING:
+            return
+        CallListChunk.objects.filter(pk__in=chunk_ids, job_id=job_id).update(
+            status=CallListChunkStatus.FAILED,
+            error="Its checked part was lost before the file was put together.",
+            part_path="",
+            finished_at=now,
+        )
+        _conclude(job)
 
 
 @transaction.atomic
@@ -444,7 +560,13 @@ def call_list_job_cancel(*, job: CallListJob) -> CallListJob:
     locked = CallListJob.objects.select_for_update().get(pk=job.pk)
     if locked.status == CallListJobStatus.CANCELLED:
         return locked
-    if locked.status in (CallListJobStatus.DONE, CallListJobStatus.EXPIRED):
+    if locked.status == CallListJobStatus.EXPIRED or (
+        locked.status in KEEPS_FILES and locked.expires_at <= timezone.now()
+    ):
+        raise ValidationError(
+            "This list has expired, so there is nothing to cancel: its files were deleted."
+        )
+    if locked.status == CallListJobStatus.DONE:
         raise ValidationError(
             "This list is checked already, so there is nothing to cancel. Its checked file "
             "is deleted by itself when it expires."
@@ -465,11 +587,33 @@ def call_list_job_retry(*, job: CallListJob) -> CallListJob:
     DEBRIEF_CALLLIST_KEEP_HOURS.
     """
     locked = CallListJob.objects.select_for_update().get(pk=job.pk)
+    now = timezone.now()
+    if locked.status in KEEPS_FILES and locked.expires_at <= now:
+        raise ValidationError(
+            "This list has expired and its files were deleted. Upload it again to check it."
+        )
     if locked.status not in (CallListJobStatus.FAILED, *UNDER_WAY):
         raise ValidationError(
             f"This list is {locked.get_status_display().lower()}: there is nothing to retry."
         )
-    now = timezone.now()
+    chunks = CallListChunk.objects.filter(job=locked)
+    statuses = set(chunks.values_list("status", flat=True))
+    if locked.status == CallListJobStatus.FAILED and statuses == {CallListChunkStatus.DONE}:
+        # Every part is checked and only putting them together failed: do that again.
+        if sum(chunks.values_list("rows_done", flat=True)) != locked.rows:
+            raise ValidationError(
+                "The checked parts do not add up to the rows of the file, so checking them "
+                "again would not help. Upload the file again."
+            )
+        # Stamped now, so that the sweep leaves the assembly to the worker it goes to.
+        chunks.update(finished_at=now)
+        locked.status = CallListJobStatus.RUNNING
+        locked.error = ""
+        locked.finished_at = None
+        locked.expires_at = now + _keep()
+        locked.save(update_fields=["status", "error", "finished_at", "expires_at"])
+        transaction.on_commit(lambda: _dispatch_assembly(locked.pk), robust=True)
+        return locked
     again = CallListChunk.objects.filter(job=locked).filter(
         Q(status=CallListChunkStatus.FAILED) | _lost(now)
     )
@@ -484,8 +628,30 @@ def call_list_job_retry(*, job: CallListJob) -> CallListJob:
     locked.finished_at = None
     locked.expires_at = now + _keep()
     locked.save(update_fields=["status", "error", "finished_at", "expires_at"])
-    transaction.on_commit(lambda: _dispatch(ids))
+    transaction.on_commit(lambda: _dispatch(ids), robust=True)
     return locked
+
+
+def _dispatch_assembly(job_id: int) -> None:
+    """
+    Put a job's checked parts together again (after a retry): a worker's task, or this
+    process's thread when eager. If neither takes it, the sweep does (the job is running with
+    every chunk done).
+    """
+    from suppressions import tasks
+
+    try:
+        if tasks.calllist_in_process():
+            start_in_process([], assemble=[job_id])
+        else:
+            tasks.calllist_assemble.delay(job_id)
+    except Exception:
+        logger.exception("Could not hand call-list job %s's assembly to a worker", job_id)
+
+
+def call_list_job_assemble(*, job_id: int) -> None:
+    """Put together the checked file of a running job whose chunks are all done."""
+    _assemble(job_id)
 
 
 def stalled(job: CallListJob, *, now: datetime.datetime | None = None) -> bool:
@@ -505,44 +671,38 @@ def _delete_files(job: CallListJob) -> None:
 
 def call_list_jobs_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
     """
-    The periodic clean-up (suppressions.calllist_sweep): jobs past `expires_at` are marked
-    expired and their files deleted; chunks whose worker went silent (or that never reached
-    one) are failed, so that their job offers a retry; a job whose chunks are all done but
-    whose assembly was interrupted is assembled. Returns how many of each.
+    The periodic clean-up (suppressions.calllist_sweep; in the embedded default, without beat,
+    sweep_if_due): jobs past `expires_at` are marked expired and their files deleted; chunks
+    whose worker went silent (or that never reached one) are failed, so that their job offers a
+    retry; a job whose chunks are all done but whose assembly was interrupted is assembled;
+    folders under MEDIA_ROOT/calllists/ that no job keeps, older than ORPHAN_AFTER, are
+    deleted. Returns how many of each.
     """
     now = now or timezone.now()
     expired = 0
-    keep_going = (
-        CallListJobStatus.QUEUED,
-        CallListJobStatus.RUNNING,
-        CallListJobStatus.DONE,
-        CallListJobStatus.FAILED,
-    )
-    for pk in CallListJob.objects.filter(status__in=keep_going, expires_at__lt=now).values_list(
+    for pk in CallListJob.objects.filter(status__in=KEEPS_FILES, expires_at__lte=now).values_list(
         "pk", flat=True
     ):
-        with transaction.atomic():
-            locked = (
-                CallListJob.objects.select_for_update()
-                .filter(pk=pk, status__in=keep_going, expires_at__lt=now)
-                .first()
-            )
-            if locked is None:
-                continue
-            locked.status = CallListJobStatus.EXPIRED
-            locked.finished_at = locked.finished_at or now
-            locked.save(update_fields=["status", "finished_at"])
-            transaction.on_commit(lambda job=locked: _delete_files(job))
-            expired += 1
-    lost = CallListChunk.objects.filter(_lost(now), job__status__in=UNDER_WAY)
-    lost_jobs = set(lost.values_list("job_id", flat=True))
-    failed = lost.update(
-        status=CallListChunkStatus.FAILED,
-        error="Its worker stopped answering (it was probably restarted).",
-        finished_at=now,
+        expired += _expire(pk, now)
+    failed = 0
+    lost_jobs = set(
+        CallListChunk.objects.filter(_lost(now), job__status__in=UNDER_WAY).values_list(
+            "job_id", flat=True
+        )
     )
     for job_id in lost_jobs:
-        _settle(job_id)
+        with transaction.atomic():
+            # Under the job's lock, on the chunks' own columns (see _claim): a chunk taken over
+            # meanwhile is fresh again and left alone.
+            job = CallListJob.objects.select_for_update().filter(pk=job_id).first()
+            if job is None or job.status not in UNDER_WAY:
+                continue
+            failed += CallListChunk.objects.filter(_lost(now), job_id=job_id).update(
+                status=CallListChunkStatus.FAILED,
+                error="Its worker stopped answering (it was probably restarted).",
+                finished_at=now,
+            )
+            _conclude(job)
     assembled = 0
     waiting = (
         CallListJob.objects.filter(status=CallListJobStatus.RUNNING)
@@ -553,7 +713,117 @@ def call_list_jobs_sweep(*, now: datetime.datetime | None = None) -> dict[str, i
     for job_id in waiting.values_list("pk", flat=True):
         _assemble(job_id)
         assembled += 1
-    return {"expired": expired, "failed_chunks": failed, "assembled": assembled}
+    return {
+        "expired": expired,
+        "failed_chunks": failed,
+        "assembled": assembled,
+        "orphans": _delete_orphans(now),
+    }
+
+
+def _expire(job_id: int, now: datetime.datetime) -> int:
+    """Mark one job past `expires_at` expired; its files go after the commit. 1 if it was."""
+    with transaction.atomic():
+        locked = (
+            CallListJob.objects.select_for_update()
+            .filter(pk=job_id, status__in=KEEPS_FILES, expires_at__lte=now)
+            .first()
+        )
+        if locked is None:
+            return 0
+        locked.status = CallListJobStatus.EXPIRED
+        locked.finished_at = locked.finished_at or now
+        locked.save(update_fields=["status", "finished_at"])
+        transaction.on_commit(lambda: _delete_files(locked))
+    return 1
+
+
+def expire_if_due(job: CallListJob) -> CallListJob:
+    """
+    A job read for a page or the API, expired first if its time is over: no file is ever
+    served past `expires_at`, whether the sweep has run or not.
+    """
+    if job.status in KEEPS_FILES and job.expires_at <= timezone.now():
+        _expire(job.pk, timezone.now())
+        job.refresh_from_db()
+    return job
+
+
+# How often the embedded default sweeps, at most (on the call-list pages and uploads).
+SWEEP_EVERY = datetime.timedelta(minutes=5)
+# A folder under calllists/ that no job keeps is deleted once it is this old: an upload between
+# storing its file and committing its job is never that slow.
+ORPHAN_AFTER = datetime.timedelta(days=1)
+
+
+_sweep_lock = threading.Lock()
+_last_sweep: dict[str, datetime.datetime] = {}
+
+
+def sweep_if_due() -> bool:
+    """
+    The embedded default has no beat: the call-list pages, the API's reads and each upload's
+    dispatch call this, and at most every SWEEP_EVERY (in this process: the embedded default
+    is one) it runs the sweep here. With workers, beat runs it; this does nothing. Never
+    raises: a sweep that fails is logged and tried again later.
+    """
+    from suppressions import tasks
+
+    if not tasks.calllist_in_process():
+        return False
+    now = timezone.now()
+    with _sweep_lock:
+        last = _last_sweep.get("at")
+        if last is not None and last <= now < last + SWEEP_EVERY:
+            return False
+        _last_sweep["at"] = now
+    try:
+        call_list_jobs_sweep()
+    except Exception:
+        logger.exception("The call-list sweep failed")
+        return False
+    return True
+
+
+def _delete_orphans(now: datetime.datetime) -> int:
+    """Folders under calllists/ older than ORPHAN_AFTER that no job keeping files points to."""
+    root = _path(FOLDER)
+    if not root.is_dir():
+        return 0
+    cutoff = (now - ORPHAN_AFTER).timestamp()
+    old: dict[str, Path] = {}
+    for folder in root.glob("*/*/*"):
+        with contextlib.suppress(OSError):
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                relative = folder.relative_to(Path(settings.MEDIA_ROOT)).as_posix()
+                old[f"{relative}/{UPLOAD_NAME}"] = folder
+    deleted = 0
+    paths = list(old)
+    for start in range(0, len(paths), 500):
+        batch = paths[start : start + 500]
+        kept = set(
+            CallListJob.objects.filter(path__in=batch, status__in=KEEPS_FILES).values_list(
+                "path", flat=True
+            )
+        )
+        for path in batch:
+            if path not in kept:
+                shutil.rmtree(old[path], ignore_errors=True)
+                deleted += 1
+    # Month and year folders left empty.
+    for folder in [*root.glob("*/*"), *root.glob("*")]:
+        with contextlib.suppress(OSError):
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                folder.rmdir()  # only when empty
+    return deleted
+
+
+def job_deleted(sender, instance: CallListJob, **kwargs) -> None:
+    """
+    A job's row deleted (with its owner or API token, or in the admin): its files go too,
+    once the deletion is committed. Connected in SuppressionsConfig.ready.
+    """
+    transaction.on_commit(lambda: _delete_files(instance), using=kwargs.get("using"))
 
 
 # --- the embedded default's worker -------------------------------------------------------------
@@ -563,15 +833,19 @@ def call_list_jobs_sweep(*, now: datetime.datetime | None = None) -> dict[str, i
 # when it has nothing left to do. A process that stops mid-chunk leaves it silent: the job page
 # then offers to retry it.
 _local_lock = threading.Lock()
-_local_chunks: collections.deque[int] = collections.deque()
+# Chunk ids to check, and ("assemble", job id) for a job whose parts are put together again.
+_local_chunks: collections.deque[int | tuple[str, int]] = collections.deque()
 _local_thread: threading.Thread | None = None
 
 
-def start_in_process(chunk_ids: list[int]) -> threading.Thread:
-    """Hand committed chunks to this process's background thread, started if idle."""
+def start_in_process(
+    chunk_ids: list[int], *, assemble: list[int] | None = None
+) -> threading.Thread:
+    """Hand committed chunks (or assemblies) to this process's background thread."""
     global _local_thread
     with _local_lock:
         _local_chunks.extend(pk for pk in chunk_ids if pk not in _local_chunks)
+        _local_chunks.extend(("assemble", pk) for pk in assemble or ())
         if _local_thread is None or not _local_thread.is_alive():
             _local_thread = threading.Thread(target=_local_work, name="call-lists", daemon=True)
             _local_thread.start()
@@ -586,11 +860,14 @@ def _local_work() -> None:
                 if not _local_chunks:
                     _local_thread = None
                     return
-                chunk_id = _local_chunks.popleft()
+                item = _local_chunks.popleft()
             try:
-                run_until_settled(chunk_id)
+                if isinstance(item, tuple):
+                    call_list_job_assemble(job_id=item[1])
+                else:
+                    run_until_settled(item)
             except Exception:
-                logger.exception("Call-list chunk %s stopped the local worker's turn", chunk_id)
+                logger.exception("Call-list work %s stopped the local worker's turn", item)
     finally:
         connection.close()
 

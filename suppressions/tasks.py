@@ -93,6 +93,11 @@ def calllist_chunk(self, chunk_id: int) -> str:
         return "missing"
     if chunk.status == "queued" and chunk.error:  # an attempt failed; it has more
         raise self.retry(countdown=5 * chunk.attempts)
+    if chunk.status == "running" and jobs.call_list_chunk_waits(chunk):
+        # Another worker holds it, or held it and died: a message delivered again at once
+        # (acks_late, reject_on_worker_lost) lands here. Come back once its heartbeat is stale,
+        # to take it over then, or to find it done.
+        raise self.retry(countdown=settings.DEBRIEF_CALLLIST_STALE_SECONDS + 5)
     return chunk.status
 
 
@@ -106,6 +111,18 @@ def calllist_chunks_send(chunk_ids: list[int]) -> None:
 def calllist_in_process() -> bool:
     """The embedded default: eager tasks and no worker, so chunks go to a local thread."""
     return settings.CELERY_TASK_ALWAYS_EAGER and calllist_chunk.app.conf.task_always_eager
+
+
+@shared_task(
+    name="suppressions.calllist_assemble",
+    acks_late=True,  # the assembly writes a temporary file and renames it: a rerun is harmless
+    reject_on_worker_lost=True,
+)
+def calllist_assemble(job_id: int) -> None:
+    """Put a call-list job's checked parts together again (after a retry)."""
+    from suppressions import jobs
+
+    jobs.call_list_job_assemble(job_id=job_id)
 
 
 @shared_task(name="suppressions.calllist_sweep")

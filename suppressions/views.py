@@ -1,5 +1,8 @@
 """Suppression pages: the call-list check, override requests and decisions, lifting, DNC."""
 
+import unicodedata
+from urllib.parse import quote
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,9 +18,11 @@ from django_htmx.http import (
     reswap,
     retarget,
 )
+from django_htmx.middleware import HtmxDetails
 
 from accounts import access
 from crm_site.forms import add_service_errors
+from crm_site.middleware import takes_large_bodies
 from crm_site.redirects import safe_next
 from customers.models import Company, Contact
 from opportunities.models import Opportunity, Product
@@ -29,9 +34,51 @@ from suppressions.forms import (
     OverrideDecisionForm,
     OverrideRequestForm,
 )
-from suppressions.models import CallListJob, CallListJobStatus, OverrideStatus, Suppression
+from suppressions.models import (
+    CallListChunkStatus,
+    CallListJob,
+    CallListJobStatus,
+    OverrideStatus,
+    Suppression,
+)
+
+# Room for the form around the file in a call list's upload.
+FORM_MARGIN = 64 * 1024
 
 
+def _call_list_body_limit(request) -> int | None:
+    """The largest upload the call-list page takes from this request (see takes_large_bodies)."""
+    user = getattr(request, "user", None)
+    if request.method == "POST" and user is not None and user.is_authenticated:
+        return calllist.max_bytes() + FORM_MARGIN
+    return None
+
+
+def _call_list_too_large(request, length: int = 0):
+    """The page, with its error in place, for an upload over the limit; none of it was read."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None  # the plain refusal; the page is for signed-in people
+    if not hasattr(request, "htmx"):  # refused before django-htmx's middleware ran
+        request.htmx = HtmxDetails(request)
+    context = {
+        **_call_list_context(CallListForm()),
+        "error": f"The file is larger than {calllist.size_text(calllist.max_bytes())}. "
+        "Split it and check each part.",
+    }
+    return _call_list_page(request, context, status=413)
+
+
+def _call_list_context(form) -> dict:
+    return {
+        "form": form,
+        "max_rows": calllist.max_rows(),
+        "inline_rows": calllist.inline_rows(),
+        "keep_hours": settings.DEBRIEF_CALLLIST_KEEP_HOURS,
+    }
+
+
+@takes_large_bodies(_call_list_body_limit, _call_list_too_large)
 @require_http_methods(["GET", "POST"])
 @login_required
 def call_list_check(request):
@@ -41,23 +88,14 @@ def call_list_check(request):
     added. A list of more than DEBRIEF_CALLLIST_INLINE_ROWS rows becomes a job instead (either
     button): the answer is its page, which shows the progress and then offers the file.
     """
-    form = CallListForm()
     wants_summary = request.GET.get("summary") == "1"
-    context = {
-        "form": form,
-        "max_rows": calllist.max_rows(),
-        "inline_rows": calllist.inline_rows(),
-        "keep_hours": settings.DEBRIEF_CALLLIST_KEEP_HOURS,
-    }
+    jobs.sweep_if_due()  # the embedded default has no beat to delete expired files
+    context = _call_list_context(CallListForm())
     if request.method == "POST":
-        # Refuse an oversized upload before Django spools it to disk.
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > calllist.max_bytes() + 64 * 1024:
-            context["error"] = (
-                f"The file is larger than {calllist.size_text(calllist.max_bytes())}. "
-                "Split it and check each part."
-            )
-            return _call_list_page(request, context, status=413)
+        # A larger body was refused before anything read it (takes_large_bodies); this one is
+        # within the size every page takes, but still over the call list's.
+        if int(request.META.get("CONTENT_LENGTH") or 0) > _call_list_body_limit(request):
+            return _call_list_too_large(request)
         form = context["form"] = CallListForm(request.POST, request.FILES)
         if not form.is_valid():
             return _call_list_page(request, context, status=400)
@@ -90,10 +128,17 @@ def call_list_check(request):
 
 
 def _attachment(uploaded_name: str) -> str:
-    """The checked file's Content-Disposition: the uploaded name, plain, with "-checked"."""
-    name = uploaded_name.rsplit(".", 1)[0][:80] or "call-list"
-    safe = "".join(ch for ch in name if ch.isalnum() or ch in "-_ ") or "call-list"
-    return f'attachment; filename="{safe}-checked.csv"'
+    """
+    The checked file's Content-Disposition: the uploaded name, plain, with "-checked"; a name
+    beyond ASCII goes in filename* (RFC 6266), after an ASCII one for older clients.
+    """
+    name = uploaded_name.rsplit(".", 1)[0][:80]
+    safe = "".join(ch for ch in name if ch.isalnum() or ch in "-_ ").strip() or "call-list"
+    plain = unicodedata.normalize("NFKD", safe).encode("ascii", "ignore").decode().strip()
+    header = f'attachment; filename="{plain or "call-list"}-checked.csv"'
+    if plain != safe:
+        header += f"; filename*=utf-8''{quote(f'{safe}-checked.csv')}"
+    return header
 
 
 def _call_list_page(request, context: dict, *, status: int):
@@ -150,12 +195,13 @@ def call_list_job(request, job_id: int):
     stops once it ends), then what the check found and the checked file to download, until it
     expires. Also lists the person's recent jobs.
     """
-    job = _job_for(request, job_id)
+    job = jobs.expire_if_due(_job_for(request, job_id))
     context = _job_context(job)
     if request.htmx:
         response = render(request, f"{JOB_TEMPLATE}#progress", context)
         # Finished: the fragment's last version, and htmx stops asking (286).
         return response if context["under_way"] else HttpResponseStopPolling(response.content)
+    jobs.sweep_if_due()  # the embedded default's only sweep: it has no beat
     # The others: this one's status is in the part that htmx keeps up to date.
     context["recent_jobs"] = list(
         selectors.call_list_jobs_visible_to(request.user)
@@ -183,11 +229,14 @@ def call_list_job_cancel(request, job_id: int):
 def call_list_job_retry(request, job_id: int):
     job = _job_for(request, job_id)
     try:
-        jobs.call_list_job_retry(job=job)
+        job = jobs.call_list_job_retry(job=jobs.expire_if_due(job))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, "Checking the failed parts again; the others are kept.")
+        if job.chunks.exclude(status=CallListChunkStatus.DONE).exists():
+            messages.success(request, "Checking the failed parts again; the others are kept.")
+        else:
+            messages.success(request, "Putting the checked parts together again.")
     return redirect("suppressions:call_list_job", job_id=job.pk)
 
 
@@ -195,7 +244,8 @@ def call_list_job_retry(request, job_id: int):
 @login_required
 def call_list_job_download(request, job_id: int):
     """The checked file, streamed from disk; once expired, a page saying so (410)."""
-    job = _job_for(request, job_id)
+    job = jobs.expire_if_due(_job_for(request, job_id))
+    jobs.sweep_if_due()
     if job.status != CallListJobStatus.DONE or not job.result_path:
         context = {**_job_context(job), "not_ready": True}
         status = 410 if job.status == CallListJobStatus.EXPIRED else 409

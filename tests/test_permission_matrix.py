@@ -67,6 +67,7 @@ MATRIX: dict[str, Entry] = {
     "api_call_lists": Entry(expect=405, anonymous=405),
     "api_call_list": Entry(args=("{call_list_job}",), expect=401, anonymous=401),
     "api_call_list_result": Entry(args=("{call_list_job}",), expect=401, anonymous=401),
+    "api_call_list_retry": Entry(args=("{call_list_job}",), expect=405, anonymous=405),
     "api_schema": Entry(anonymous=200),
     "login": Entry(expect=302, anonymous=200),
     "logout": Entry(expect=405, anonymous=405),

@@ -170,14 +170,6 @@ def test_a_list_over_the_limit_answers_413_and_leaves_nothing(
     assert not CallListJob.objects.exists()
 
 
-def test_the_list_endpoint_takes_a_call_lists_size(client, token, settings):
-    """The request-size middleware gives this path the call list's limit, not the API's."""
-    from crm_site.middleware import _limit
-
-    assert _limit(LISTS) == settings.DEBRIEF_CALLLIST_MAX_BYTES + 64 * 1024
-    assert _limit("/api/suppressions/check") == settings.DEBRIEF_MAX_REQUEST_BYTES
-
-
 def test_only_csv_is_taken(client, token, django_capture_on_commit_callbacks):
     response = send(
         client, '{"contacts": []}', token, django_capture_on_commit_callbacks, "application/json"

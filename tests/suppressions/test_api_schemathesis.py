@@ -45,7 +45,20 @@ def _keep_the_test_connection():
 )
 @pytest.mark.django_db
 def test_api_matches_its_openapi_document(case, token):
+    _send_extra_parameters(case)
     case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
+
+
+def _send_extra_parameters(case) -> None:
+    """
+    A negative case may add an unknown query parameter with an empty value (None, []), which
+    the client then leaves out: the API received a valid request and answered 200, and
+    schemathesis counted that as invalid data accepted (seen on GET /api/suppressions/changes
+    as `?limit=1&since=0_0`). Such a parameter is sent with a value, as the case means it.
+    """
+    for name, value in list((case.query or {}).items()):
+        if value is None or value == []:
+            case.query[name] = "x"
 
 
 HOSTILE = [

@@ -128,11 +128,11 @@ def test_spreadsheet_encodings_are_read(rep_client, blocked, encode):
 
 
 def test_a_header_of_many_columns_is_named_briefly(rep_client):
-    header = ",".join(f"column{i}" for i in range(10_000))
-    response = rep_client.post(URL, {"file": upload(header + "\n" + "x," * 9_999 + "x\n")})
+    header = ",".join(f"column{i}" for i in range(1_000))
+    response = rep_client.post(URL, {"file": upload(header + "\n" + "x," * 999 + "x\n")})
     assert response.status_code == 400
     body = response.content.decode()
-    assert "column0, column1, column2, column3, column4 and 9,995 more" in body
+    assert "column0, column1, column2, column3, column4 and 995 more" in body
     assert "column5" not in body and len(body) < 20_000
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -36,6 +36,12 @@ def _small_jobs(settings, monkeypatch):
     settings.DEBRIEF_CALLLIST_CHUNK_ROWS = 3
     # A worker keeps what it read for the next chunk of the same job: not across tests.
     monkeypatch.setattr(jobs, "_worker_lookups", {"job": None, "lookups": None})
+    # The embedded default's opportunistic sweep (tested on its own below) would otherwise run
+    # whenever a test opens a job's page with eager tasks, and not with a broker.
+    monkeypatch.setattr(jobs, "sweep_if_due", lambda: False)
+
+
+_real_sweep_if_due = jobs.sweep_if_due
 
 
 def listing(rows: int, *, suppressed_every: int = 0) -> str:
@@ -322,7 +328,9 @@ def test_a_failed_chunk_is_retried_alone(
     job = run_all(job)
     middle.refresh_from_db()
     assert (middle.status, middle.attempts) == ("failed", jobs.MAX_ATTEMPTS)
-    assert "Part 2 (rows 5 on) stopped at an unexpected error (OSError)" in middle.error
+    assert middle.error == (
+        "Part 2 (rows 5 on) stopped: the server could not read or write one of its files."
+    )
     assert job.status == "failed" and "1 of 3 parts could not be checked" in job.error
     page = rep_client.get(reverse("suppressions:call_list_job", args=[job.pk])).content.decode()
     assert "Retry failed parts" in page
@@ -379,7 +387,7 @@ def test_a_chunk_that_fails_once_succeeds_on_its_next_attempt(
 
     monkeypatch.setattr(jobs, "_check_chunk", once)
     first = jobs.call_list_chunk_run(chunk_id=job.chunks.get(index=0).pk)
-    assert (first.status, first.attempts) == ("queued", 1) and "OSError" in first.error
+    assert (first.status, first.attempts) == ("queued", 1) and "read or write" in first.error
     assert run_all(job).status == "done"
 
 
@@ -600,6 +608,8 @@ def test_the_celery_task_runs_a_chunk_and_waits_before_another_attempt(
 def test_two_chunks_ending_together_put_the_file_together_once(rep, blocked, monkeypatch, settings):
     """The lock on the job's row lets exactly one of two chunks ending at once see the last."""
     settings.DEBRIEF_CALLLIST_CHUNK_ROWS = 4
+    # The commit would hand the chunks to the embedded thread too, which raced these threads.
+    monkeypatch.setattr(jobs, "_dispatch", lambda ids: None)
     text = listing(8, suppressed_every=3).encode()
     layout = calllist.validate(upload(text), chunk_rows=4)
     job = jobs.call_list_job_create(upload=upload(text), layout=layout, owner=rep)
@@ -636,6 +646,339 @@ def test_two_chunks_ending_together_put_the_file_together_once(rep, blocked, mon
     assert assembled == [job.pk] and job.status == "done"
     rows = list(csv.reader(io.StringIO(jobs.result_file(job).read_text())))
     assert [r[0] for r in rows[1:]] == [f"Person {i}" for i in range(8)]
+
+
+# --- a failed assembly, dispatch, claims and redelivery -------------------------------------------
+def test_a_failed_assembly_is_retried_by_putting_the_parts_together_again(
+    rep_client, blocked, django_capture_on_commit_callbacks, monkeypatch, settings
+):
+    submit(rep_client, listing(6, suppressed_every=4), django_capture_on_commit_callbacks)
+    job = CallListJob.objects.get()
+    real = jobs.shutil.copyfileobj
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(jobs.shutil, "copyfileobj", disk_full)
+    job = run_all(job)
+    assert job.status == "failed"
+    assert job.error == (
+        "The checked parts could not be put together: the server's disk is full. Retry to put "
+        "them together again; the parts are kept."
+    )
+    page = rep_client.get(reverse("suppressions:call_list_job", args=[job.pk])).content.decode()
+    assert "Retry failed parts" in page and "retrying puts them together again" in page
+    monkeypatch.setattr(jobs.shutil, "copyfileobj", real)
+
+    handed = []
+    monkeypatch.setattr(tasks, "calllist_in_process", lambda: True)
+    monkeypatch.setattr(
+        jobs, "start_in_process", lambda ids, assemble=None: handed.append((ids, assemble))
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = rep_client.post(
+            reverse("suppressions:call_list_job_retry", args=[job.pk]), follow=True
+        )
+    assert "Putting the checked parts together again." in response.content.decode()
+    assert handed == [([], [job.pk])]
+    job.refresh_from_db()
+    assert job.status == "running"
+    jobs.call_list_job_assemble(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "done"
+    rows = list(csv.reader(io.StringIO(download(rep_client, job).decode())))
+    assert [r[3] for r in rows[1:]] == ["yes" if i % 4 == 0 else "no" for i in range(6)]
+    assert [p.name for p in files_under(settings.MEDIA_ROOT)] == [jobs.RESULT_NAME]
+
+
+def test_a_part_lost_before_assembly_is_checked_again(
+    rep_client, django_capture_on_commit_callbacks, monkeypatch, settings
+):
+    submit(rep_client, listing(6), django_capture_on_commit_callbacks)
+    job = CallListJob.objects.get()
+    real = jobs._assemble
+    monkeypatch.setattr(jobs, "_assemble", lambda job_id: None)
+    job = run_all(job)
+    first = job.chunks.get(index=0)
+    (Path(settings.MEDIA_ROOT) / first.part_path).unlink()
+    monkeypatch.setattr(jobs, "_assemble", real)
+    jobs.call_list_job_assemble(job_id=job.pk)
+    job.refresh_from_db()
+    first.refresh_from_db()
+    assert job.status == "failed" and "1 of 2 parts could not be checked" in job.error
+    assert first.status == "failed" and "was lost" in first.error
+    with django_capture_on_commit_callbacks(execute=False):
+        jobs.call_list_job_retry(job=job)
+    assert list(job.chunks.values_list("status", flat=True).order_by("index")) == [
+        "queued",
+        "done",
+    ]
+    assert run_all(job).status == "done"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dispatch_that_fails_after_the_commit_keeps_the_job_and_offers_a_retry(
+    rep_client, settings, monkeypatch
+):
+    def cannot_start(ids, **kwargs):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(jobs, "start_in_process", cannot_start)
+    monkeypatch.setattr(tasks, "calllist_in_process", lambda: True)
+    response = rep_client.post(URL, {"file": upload(listing(9))})  # committed for real
+    job = CallListJob.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("suppressions:call_list_job", args=[job.pk])
+    assert job.status == "failed"
+    assert set(job.chunks.values_list("status", "error")) == {
+        ("failed", "The background workers could not be reached.")
+    }
+    assert [p.name for p in files_under(settings.MEDIA_ROOT)] == [jobs.UPLOAD_NAME]
+    page = rep_client.get(response["Location"]).content.decode()
+    assert "Retry failed parts" in page
+
+    started = []
+    monkeypatch.setattr(jobs, "start_in_process", lambda ids, **kwargs: started.append(ids))
+    rep_client.post(reverse("suppressions:call_list_job_retry", args=[job.pk]))
+    assert started == [list(job.chunks.order_by("index").values_list("pk", flat=True))]
+    assert run_all(job).status == "done"
+
+
+def test_a_worker_taken_over_stops_and_cannot_end_the_chunk(
+    rep_client, django_capture_on_commit_callbacks
+):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        submit(rep_client, listing(6), django_capture_on_commit_callbacks)
+        job = CallListJob.objects.get()
+        pk = job.chunks.get(index=0).pk
+        assert jobs._claim(pk)
+        first = CallListChunk.objects.get(pk=pk)  # the first worker's view: attempt 1
+        assert not jobs._claim(pk)  # fresh: nobody else takes it
+        clock.shift(datetime.timedelta(seconds=121))
+        assert jobs.call_list_chunk_run(chunk_id=pk).status == "done"
+        assert jobs._mine(first).update(heartbeat_at=timezone.now()) == 0
+    ended = CallListChunk.objects.get(pk=pk)
+    assert (ended.status, ended.attempts) == ("done", 2)
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_claiming_one_chunk_at_once_one_wins(rep, monkeypatch):
+    """Under READ COMMITTED the second claim waits for the first's lock, then takes nothing."""
+    monkeypatch.setattr(jobs, "_dispatch", lambda ids: None)
+    text = listing(8).encode()
+    job = jobs.call_list_job_create(
+        upload=upload(text), layout=calllist.validate(upload(text), chunk_rows=4), owner=rep
+    )
+    pk = job.chunks.get(index=0).pk
+    won: dict[str, bool] = {}
+    claimed = threading.Event()
+
+    def first():
+        try:
+            with transaction.atomic():  # holds the claim's locks until the other one waits
+                won["first"] = jobs._claim(pk)
+                claimed.set()
+                with connection.cursor() as cursor:
+                    for _ in range(500):
+                        cursor.execute(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                        )
+                        if cursor.fetchone()[0]:
+                            break
+                        threading.Event().wait(0.01)
+        finally:
+            connection.close()
+
+    def second():
+        try:
+            claimed.wait(timeout=10)
+            won["second"] = jobs._claim(pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert won == {"first": True, "second": False}
+    assert CallListChunk.objects.get(pk=pk).attempts == 1
+
+
+def test_a_task_delivered_again_while_the_chunk_runs_comes_back_later(
+    rep_client, django_capture_on_commit_callbacks, monkeypatch, settings
+):
+    """acks_late and reject_on_worker_lost deliver a killed worker's message again at once."""
+
+    class Again(Exception):
+        pass
+
+    asked = []
+    monkeypatch.setattr(
+        tasks.calllist_chunk, "retry", lambda **kwargs: asked.append(kwargs) or Again()
+    )
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        submit(rep_client, listing(6), django_capture_on_commit_callbacks)
+        job = CallListJob.objects.get()
+        pk = job.chunks.get(index=0).pk
+        assert jobs._claim(pk)  # the worker that was killed
+        with pytest.raises(Again):
+            tasks.calllist_chunk.run(pk)
+        assert asked == [{"countdown": settings.DEBRIEF_CALLLIST_STALE_SECONDS + 5}]
+        clock.shift(datetime.timedelta(seconds=settings.DEBRIEF_CALLLIST_STALE_SECONDS + 5))
+        assert tasks.calllist_chunk.run(pk) == "done"
+        assert CallListChunk.objects.get(pk=pk).attempts == 2
+        # Cancelled meanwhile: nothing to come back for.
+        other = job.chunks.get(index=1).pk
+        assert jobs._claim(other)
+        jobs.call_list_job_cancel(job=job)
+        assert tasks.calllist_chunk.run(other) == "running" and len(asked) == 1
+
+
+def test_an_api_client_retries_the_failed_parts(
+    client, django_capture_on_commit_callbacks, monkeypatch
+):
+    from accounts.tokens import api_token_create
+
+    raw, other = api_token_create(name="Dialler")[1], api_token_create(name="Other")[1]
+    with django_capture_on_commit_callbacks(execute=False):
+        sent = client.generic(
+            "POST",
+            "/api/suppressions/lists",
+            listing(6).encode(),
+            content_type="text/csv",
+            HTTP_AUTHORIZATION=f"Bearer {raw}",
+        )
+    job = CallListJob.objects.get(pk=sent.json()["id"])
+    retry = f"/api/suppressions/lists/{job.pk}/retry"
+    early = client.post(retry, HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert early.status_code == 409 and "No part of this list has failed" in early.json()["error"]
+    monkeypatch.setattr(jobs, "_check_chunk", lambda *args: 1 / 0)
+    run_all(job)
+    result = client.get(
+        f"/api/suppressions/lists/{job.pk}/result", HTTP_AUTHORIZATION=f"Bearer {raw}"
+    )
+    assert result.status_code == 409 and f"POST to {retry}" in result.json()["error"]
+    assert client.post(retry, HTTP_AUTHORIZATION=f"Bearer {other}").status_code == 404
+    assert client.post(retry).status_code == 401
+    monkeypatch.undo()
+    monkeypatch.setattr(jobs, "sweep_if_due", lambda: False)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        again = client.post(retry, HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert again.status_code == 202 and again.json()["status"] == "running"
+    assert len(callbacks) == 1
+    assert run_all(job).status == "done"
+
+
+# --- expiry on every read, the embedded default's sweep, deleted owners, orphans ---------------
+def test_an_expired_file_is_never_served_even_before_the_sweep(
+    rep_client, client, django_capture_on_commit_callbacks, settings
+):
+    from accounts.tokens import api_token_create
+
+    raw = api_token_create(name="Dialler")[1]
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        submit(rep_client, listing(6), django_capture_on_commit_callbacks)
+        job = run_all(CallListJob.objects.get())
+        with django_capture_on_commit_callbacks(execute=False):
+            sent = client.generic(
+                "POST",
+                "/api/suppressions/lists",
+                listing(6).encode(),
+                content_type="text/csv",
+                HTTP_AUTHORIZATION=f"Bearer {raw}",
+            )
+        api_job = run_all(CallListJob.objects.get(pk=sent.json()["id"]))
+        clock.shift(datetime.timedelta(hours=24))  # expires_at itself: no sweep has run
+        url = reverse("suppressions:call_list_job_download", args=[job.pk])
+        with django_capture_on_commit_callbacks(execute=True):
+            response = rep_client.get(url)
+        assert response.status_code == 410
+        assert "The checked file has expired" in response.content.decode()
+        page = rep_client.get(reverse("suppressions:call_list_job", args=[job.pk]))
+        assert "Download the checked file" not in page.content.decode()
+        with django_capture_on_commit_callbacks(execute=True):
+            result = client.get(
+                f"/api/suppressions/lists/{api_job.pk}/result", HTTP_AUTHORIZATION=f"Bearer {raw}"
+            )
+        assert result.status_code == 410 and "expired" in result.json()["error"]
+        cancel = rep_client.post(
+            reverse("suppressions:call_list_job_cancel", args=[job.pk]), follow=True
+        )
+        assert "This list has expired, so there is nothing to cancel" in (cancel.content.decode())
+    assert set(CallListJob.objects.values_list("status", flat=True)) == {"expired"}
+    assert files_under(settings.MEDIA_ROOT) == []
+
+
+def test_the_embedded_default_sweeps_when_call_list_pages_are_opened(
+    rep_client, django_capture_on_commit_callbacks, monkeypatch, settings
+):
+    monkeypatch.setattr(jobs, "sweep_if_due", _real_sweep_if_due)
+    monkeypatch.setattr(jobs, "_last_sweep", {})
+    monkeypatch.setattr(tasks, "calllist_in_process", lambda: True)
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        submit(rep_client, listing(6), django_capture_on_commit_callbacks, name="old.csv")
+        old = run_all(CallListJob.objects.get())
+        clock.shift(datetime.timedelta(hours=23, minutes=58))
+        submit(rep_client, listing(6), django_capture_on_commit_callbacks, name="new.csv")
+        new = run_all(CallListJob.objects.get(file_name="new.csv"))
+        page = reverse("suppressions:call_list_job", args=[new.pk])
+        with django_capture_on_commit_callbacks(execute=True):
+            rep_client.get(page)  # sweeps now: nothing expired yet
+        clock.shift(datetime.timedelta(minutes=2))  # the old list expires
+        with django_capture_on_commit_callbacks(execute=True):
+            rep_client.get(page)  # swept a moment ago: not again
+        assert old.result_path in [
+            p.relative_to(settings.MEDIA_ROOT).as_posix() for p in files_under(settings.MEDIA_ROOT)
+        ]
+        clock.shift(jobs.SWEEP_EVERY)
+        with django_capture_on_commit_callbacks(execute=True):
+            rep_client.get(page)  # nobody opened the old list: the sweep deleted it
+        old.refresh_from_db()
+        new.refresh_from_db()
+        assert (old.status, new.status) == ("expired", "done")
+        assert [
+            p.relative_to(settings.MEDIA_ROOT).as_posix() for p in files_under(settings.MEDIA_ROOT)
+        ] == [new.result_path]
+        # With workers, beat sweeps: a page does not.
+        monkeypatch.setattr(tasks, "calllist_in_process", lambda: False)
+        clock.shift(jobs.SWEEP_EVERY)
+        assert jobs.sweep_if_due() is False
+
+
+def test_deleting_a_person_deletes_their_call_lists_files(
+    rep_client, rep, django_capture_on_commit_callbacks, settings
+):
+    submit(rep_client, listing(6), django_capture_on_commit_callbacks)
+    run_all(CallListJob.objects.get())
+    submit(rep_client, listing(9), django_capture_on_commit_callbacks)  # still queued
+    assert len(files_under(settings.MEDIA_ROOT)) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        rep.delete()
+    assert not CallListJob.objects.exists() and files_under(settings.MEDIA_ROOT) == []
+
+
+def test_the_sweep_deletes_folders_no_job_keeps_once_a_day_old(
+    rep_client, django_capture_on_commit_callbacks, settings
+):
+    import os
+
+    submit(rep_client, listing(6), django_capture_on_commit_callbacks)
+    kept = run_all(CallListJob.objects.get())
+    root = Path(settings.MEDIA_ROOT) / jobs.FOLDER
+    orphan = root / "2020" / "01" / "died-before-its-commit"
+    fresh = root / "2020" / "01" / "being-created"
+    for folder in (orphan, fresh):
+        folder.mkdir(parents=True)
+        (folder / jobs.UPLOAD_NAME).write_text("email\r\nx@y.example\r\n")
+    day_old = (timezone.now() - jobs.ORPHAN_AFTER - datetime.timedelta(minutes=1)).timestamp()
+    for folder in (orphan, jobs.folder_of(kept)):
+        os.utime(folder, (day_old, day_old))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.calllist_sweep()["orphans"] == 1
+    assert not orphan.exists() and fresh.exists() and jobs.result_file(kept).exists()
 
 
 def test_administrators_find_jobs_in_the_admin(
