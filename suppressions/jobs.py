@@ -229,10 +229,11 @@ class _Stopped(Exception):
 # people, domains and suppressions one chunk read need not be read again by the next.
 # Bounded by Lookups.MAX_HELD.
 _worker_lookups: dict[str, object] = {"job": None, "lookups": None}
-# Half of what one request's check may hold: on the extra-large set a worker holding 200,000
-# entries grew 270 MB over idle, at 100,000 about 170 MB (bench/calllist_job.py), under the
-# 200 MB a worker may take; what it forgets is read again by the next batch.
-WORKER_HELD = 100_000
+# Less than what one request's check may hold: on the extra-large set, 1,000,000 rows through two
+# workers (make bench-calllist) took 17.2 s at 200,000 entries with workers 270 MB over idle;
+# 20.9 s at 100,000 (+157-186 MB); 18.9 s at 125,000 (+171-190 MB), within the 20 s and the
+# 200 MB a worker may take. What a worker forgets is read again by the next batch.
+WORKER_HELD = 125_000
 
 
 def _lookups_for(job: CallListJob) -> decisions.Lookups:
