@@ -163,17 +163,25 @@ def _job_of(token, job_id: int) -> CallListJob | None:
     return selectors.call_list_jobs_of_token(token).filter(pk=job_id).first()
 
 
-@csrf_exempt
-def list_detail(request, job_id: int):
-    """A submitted list's status (GET), or cancel it (DELETE)."""
-    if request.method not in ("GET", "DELETE"):
-        return _error(405, "Use GET or DELETE.", Allow="GET, DELETE")
+def _job_for(request, job_id: int, *methods: str) -> CallListJob | JsonResponse:
+    """The calling token's list `job_id`, or the answer that refuses the request."""
+    if request.method not in methods:
+        return _error(405, f"Use {' or '.join(methods)}.", Allow=", ".join(methods))
     token = authenticate(request.headers.get("Authorization"))
     if token is None:
         return _unauthorised()
     job = _job_of(token, job_id)
     if job is None:
         return _error(404, "No call list of this token has that id.")
+    return job
+
+
+@csrf_exempt
+def list_detail(request, job_id: int):
+    """A submitted list's status (GET), or cancel it (DELETE)."""
+    job = _job_for(request, job_id, "GET", "DELETE")
+    if isinstance(job, JsonResponse):
+        return job
     job = jobs.expire_if_due(job)
     jobs.sweep_if_due()
     if request.method == "DELETE":
@@ -187,14 +195,9 @@ def list_detail(request, job_id: int):
 @csrf_exempt
 def list_result(request, job_id: int):
     """The checked CSV of a submitted list."""
-    if request.method != "GET":
-        return _error(405, "Use GET.", Allow="GET")
-    token = authenticate(request.headers.get("Authorization"))
-    if token is None:
-        return _unauthorised()
-    job = _job_of(token, job_id)
-    if job is None:
-        return _error(404, "No call list of this token has that id.")
+    job = _job_for(request, job_id, "GET")
+    if isinstance(job, JsonResponse):
+        return job
     job = jobs.expire_if_due(job)
     jobs.sweep_if_due()
     if job.status in (CallListJobStatus.EXPIRED, CallListJobStatus.CANCELLED):
@@ -229,14 +232,9 @@ def list_result(request, job_id: int):
 @csrf_exempt
 def list_retry(request, job_id: int):
     """Check a stopped list's failed parts again (or put its checked parts together again)."""
-    if request.method != "POST":
-        return _error(405, "Use POST.", Allow="POST")
-    token = authenticate(request.headers.get("Authorization"))
-    if token is None:
-        return _unauthorised()
-    job = _job_of(token, job_id)
-    if job is None:
-        return _error(404, "No call list of this token has that id.")
+    job = _job_for(request, job_id, "POST")
+    if isinstance(job, JsonResponse):
+        return job
     try:
         job = jobs.call_list_job_retry(job=jobs.expire_if_due(job))
     except ValidationError as exc:
