@@ -147,3 +147,51 @@ def closer(rep):
 
 def d(value: str) -> datetime.date:
     return datetime.date.fromisoformat(value)
+
+
+def buyer_answer(reflection, label: str | None) -> None:
+    """
+    The buyer answers (or changes) the main-reason question of `reflection`'s survey, as
+    surveys.services.survey_answer does it: `label` names the reason, None says "don't know".
+    """
+    from django.db import transaction
+    from django.utils import timezone
+
+    from surveys.models import (
+        SurveyAnswer,
+        SurveyQuestion,
+        SurveyQuestionKind,
+        SurveyRequest,
+        SurveyStatus,
+        SurveyTemplate,
+    )
+    from surveys.signals import survey_answered
+    from tests.factories import ContactFactory
+
+    outcome = reflection.outcome
+    template = SurveyTemplate.objects.get(outcome=outcome, active=True)
+    question = SurveyQuestion.objects.get(template=template, kind=SurveyQuestionKind.MAIN_REASON)
+    with transaction.atomic():
+        request = SurveyRequest.objects.filter(reflection=reflection).first()
+        if request is None:
+            contact = ContactFactory(company=reflection.opportunity.company)
+            request = SurveyRequest.objects.create(
+                reflection=reflection,
+                opportunity=reflection.opportunity,
+                contact=contact,
+                email=contact.email,
+                template=template,
+                status=SurveyStatus.SENT,
+                expires_at=timezone.now() + datetime.timedelta(days=30),
+            )
+        SurveyAnswer.objects.filter(request=request).delete()
+        SurveyAnswer.objects.create(
+            request=request,
+            question=question,
+            reason=None if label is None else Reason.objects.get(outcome=outcome, label=label),
+            is_unknown=label is None,
+        )
+        request.status, request.answered_at = SurveyStatus.ANSWERED, timezone.now()
+        request.revision += 1
+        request.save(update_fields=["status", "answered_at", "revision"])
+        survey_answered.send(sender=SurveyRequest, survey=request)

@@ -44,24 +44,14 @@ from reflections.models import (
     Reflection,
 )
 from reflections.services import AnswerInput, reason_merge, reflection_amend
-from surveys.models import (
-    SurveyAnswer,
-    SurveyQuestion,
-    SurveyQuestionKind,
-    SurveyRequest,
-    SurveyStatus,
-    SurveyTemplate,
-)
-from surveys.signals import survey_answered
 from tests.factories import (
     CompanyFactory,
     CompetitorFactory,
-    ContactFactory,
     ProductFactory,
     ProductLineFactory,
     UserFactory,
 )
-from tests.insights.conftest import Closer, d
+from tests.insights.conftest import Closer, buyer_answer, d
 
 pytestmark = pytest.mark.django_db
 
@@ -217,39 +207,9 @@ class Floor:
             )
 
     def buyer_answers(self, reflection, pick: random.Random):
-        """As surveys.services.survey_answer does it, first answer or a changed one."""
-        outcome = reflection.outcome
-        template = SurveyTemplate.objects.get(outcome=outcome, active=True)
-        question = SurveyQuestion.objects.get(
-            template=template, kind=SurveyQuestionKind.MAIN_REASON
-        )
-        with transaction.atomic():
-            request = SurveyRequest.objects.filter(reflection=reflection).first()
-            if request is None:
-                contact = ContactFactory(company=reflection.opportunity.company)
-                request = SurveyRequest.objects.create(
-                    reflection=reflection,
-                    opportunity=reflection.opportunity,
-                    contact=contact,
-                    email=contact.email,
-                    template=template,
-                    status=SurveyStatus.SENT,
-                    expires_at=timezone.now() + datetime.timedelta(days=30),
-                )
-            SurveyAnswer.objects.filter(request=request).delete()
-            unknown = pick.random() < 0.2
-            SurveyAnswer.objects.create(
-                request=request,
-                question=question,
-                reason=None
-                if unknown
-                else Reason.objects.get(outcome=outcome, label=pick.choice(REASONS[outcome])),
-                is_unknown=unknown,
-            )
-            request.status, request.answered_at = SurveyStatus.ANSWERED, timezone.now()
-            request.revision += 1
-            request.save(update_fields=["status", "answered_at", "revision"])
-            survey_answered.send(sender=SurveyRequest, survey=request)
+        """A first answer or a changed one; one in five says "don't know"."""
+        unknown = pick.random() < 0.2
+        buyer_answer(reflection, None if unknown else pick.choice(REASONS[reflection.outcome]))
 
     def import_switch(self, reflection, in_reports: bool):
         """An imported deal counted in reports or left out, as imports tell it: by date."""

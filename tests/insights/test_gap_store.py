@@ -26,16 +26,10 @@ from reflections import signals
 from reflections.models import Answer, QuestionKind, Reason, Reflection
 from reflections.services import reason_merge
 from surveys.models import (
-    SurveyAnswer,
-    SurveyQuestion,
-    SurveyQuestionKind,
     SurveyRequest,
-    SurveyStatus,
-    SurveyTemplate,
 )
-from surveys.signals import survey_answered
-from tests.factories import ContactFactory, ProductFactory, ProductLineFactory, UserFactory
-from tests.insights.conftest import Closer
+from tests.factories import ProductFactory, ProductLineFactory, UserFactory
+from tests.insights.conftest import Closer, buyer_answer
 
 pytestmark = pytest.mark.django_db
 
@@ -97,38 +91,10 @@ class Floor:
         return reflection
 
     def buyer_answers(self, reflection, label=None):
-        """As surveys.services.survey_answer does it, first answer or a changed one."""
-        outcome = reflection.outcome
-        template = SurveyTemplate.objects.get(outcome=outcome, active=True)
-        question = SurveyQuestion.objects.get(
-            template=template, kind=SurveyQuestionKind.MAIN_REASON
-        )
-        with transaction.atomic():
-            request = SurveyRequest.objects.filter(reflection=reflection).first()
-            if request is None:
-                contact = ContactFactory(company=reflection.opportunity.company)
-                request = SurveyRequest.objects.create(
-                    reflection=reflection,
-                    opportunity=reflection.opportunity,
-                    contact=contact,
-                    email=contact.email,
-                    template=template,
-                    status=SurveyStatus.SENT,
-                    expires_at=timezone.now() + datetime.timedelta(days=30),
-                )
-            SurveyAnswer.objects.filter(request=request).delete()
-            unknown = label is None and self.pick.random() < 0.15
-            label = label or self.pick.choice(REASONS[outcome])
-            SurveyAnswer.objects.create(
-                request=request,
-                question=question,
-                reason=None if unknown else Reason.objects.get(outcome=outcome, label=label),
-                is_unknown=unknown,
-            )
-            request.status, request.answered_at = SurveyStatus.ANSWERED, timezone.now()
-            request.revision += 1
-            request.save(update_fields=["status", "answered_at", "revision"])
-            survey_answered.send(sender=SurveyRequest, survey=request)
+        """A first answer or a changed one: `label`, else a drawn one or "don't know"."""
+        unknown = label is None and self.pick.random() < 0.15
+        label = label or self.pick.choice(REASONS[reflection.outcome])
+        buyer_answer(reflection, None if unknown else label)
 
     def reopen(self, reflection):
         """As opportunity_reopen does it."""
