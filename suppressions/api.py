@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 from accounts.tokens import authenticate
 from customers.normalize import normalize_domain, normalize_email, normalize_phone
 from suppressions import api_feed, api_lists, decisions
+from suppressions.api_common import ERROR_SCHEMA, error, unauthorised
 
 MAX_ITEMS = 1000
 # 1,000 contacts of four fields at the longest allowed length, with room for JSON's quoting;
@@ -30,13 +31,6 @@ MAX_LENGTHS = {"email": 254, "phone": 64, "company_domain": 253, "product": 100}
 # every regular-expression engine can name them).
 TEXT = r"^[^\u0000]*$"
 TEXT_NOT_BLANK = r"^[^\u0000]*[^\s\u001c-\u001f\u0085\u0000][^\u0000]*$"
-
-
-def _error(status: int, message: str, **headers) -> JsonResponse:
-    response = JsonResponse({"error": message}, status=status)
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
-    return response
 
 
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
@@ -119,19 +113,15 @@ def _parse(body: bytes) -> list[decisions.Pitch]:
 @csrf_exempt  # token-authenticated, never cookie-authenticated
 def suppression_check(request):
     if request.method != "POST":
-        return _error(405, "Use POST.", Allow="POST")
+        return error(405, "Use POST.", Allow="POST")
     if authenticate(request.headers.get("Authorization")) is None:
-        return _error(
-            401,
-            "A valid API token is required: send 'Authorization: Bearer <token>'.",
-            WWW_Authenticate='Bearer realm="debrief"',
-        )
+        return unauthorised()
     try:
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
-        return _error(400, "The Content-Length header is not a number.")
+        return error(400, "The Content-Length header is not a number.")
     if length > MAX_BODY_BYTES:
-        return _error(
+        return error(
             413,
             f"The body is {length:,} bytes; send at most {MAX_BODY_BYTES:,} "
             f"({MAX_ITEMS} contacts) per call.",
@@ -139,7 +129,7 @@ def suppression_check(request):
     try:
         pitches = _parse(request.body)
     except ValueError as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     results = decisions.check_many(pitches)
     return JsonResponse(
         {
@@ -180,12 +170,7 @@ def _schema() -> dict:
             for key in KEYS
         ],
     }
-    error = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": {"type": "string"}},
-    }
-    paths = _check_paths(contact, error)
+    paths = _check_paths(contact, ERROR_SCHEMA)
     # Later endpoints add their paths here.
     paths.update(api_lists.schema_paths())
     paths.update(api_feed.schema_paths())

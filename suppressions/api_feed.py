@@ -11,18 +11,12 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.tokens import authenticate
 from suppressions import feed
+from suppressions.api_common import ERROR_SCHEMA, error, unauthorised
 from suppressions.models import ChangeKind, SuppressionReason, SuppressionScope
 
 _LIMIT_DIGITS = 4  # "1000"
 # Anything else is refused, so that a misspelt "since" does not read the feed from its start.
 PARAMETERS = ("since", "limit")
-
-
-def _error(status: int, message: str, **headers) -> JsonResponse:
-    response = JsonResponse({"error": message}, status=status)
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
-    return response
 
 
 def _limit(raw: str | None) -> int:
@@ -51,16 +45,12 @@ def _since(raw: str | None) -> tuple[int, int]:
 @csrf_exempt  # token-authenticated, never cookie-authenticated
 def suppression_changes(request):
     if request.method not in ("GET", "HEAD"):
-        return _error(405, "Use GET.", Allow="GET, HEAD")
+        return error(405, "Use GET.", Allow="GET, HEAD")
     if authenticate(request.headers.get("Authorization")) is None:
-        return _error(
-            401,
-            "A valid API token is required: send 'Authorization: Bearer <token>'.",
-            WWW_Authenticate='Bearer realm="debrief"',
-        )
+        return unauthorised()
     unknown = sorted(set(request.GET) - set(PARAMETERS))
     if unknown:
-        return _error(
+        return error(
             400,
             f"Unknown query parameter(s): {', '.join(unknown)[:200]}. This endpoint takes "
             "since and limit.",
@@ -69,7 +59,7 @@ def suppression_changes(request):
         since = _since(request.GET.get("since"))
         limit = _limit(request.GET.get("limit"))
     except ValueError as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     page = feed.feed_page(since=since, limit=limit)
     response = JsonResponse(
         {
@@ -84,11 +74,6 @@ def suppression_changes(request):
 
 def schema_paths() -> dict:
     """This module's part of the OpenAPI document (merged in api._schema())."""
-    error = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": {"type": "string"}},
-    }
     nullable = {"type": ["string", "null"]}
     change = {
         "type": "object",
@@ -183,15 +168,15 @@ def schema_paths() -> dict:
                     },
                     "400": {
                         "description": "A bad cursor or limit, or an unknown parameter.",
-                        "content": {"application/json": {"schema": error}},
+                        "content": {"application/json": {"schema": ERROR_SCHEMA}},
                     },
                     "401": {
                         "description": "No or bad token.",
-                        "content": {"application/json": {"schema": error}},
+                        "content": {"application/json": {"schema": ERROR_SCHEMA}},
                     },
                     "500": {
                         "description": "A fault on the server.",
-                        "content": {"application/json": {"schema": error}},
+                        "content": {"application/json": {"schema": ERROR_SCHEMA}},
                     },
                 },
             }

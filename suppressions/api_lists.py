@@ -25,26 +25,12 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts.tokens import authenticate
 from crm_site.middleware import takes_large_bodies
 from suppressions import calllist, jobs, selectors
+from suppressions.api_common import ERROR_SCHEMA, error, unauthorised
 from suppressions.models import CallListChunkStatus, CallListJob, CallListJobStatus
 
 READ_BLOCK = 1024 * 1024
 MAX_ID = 2**63 - 1
 CSV_TYPES = ("text/csv", "application/csv")
-
-
-def _error(status: int, message: str, **headers) -> JsonResponse:
-    response = JsonResponse({"error": message}, status=status)
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
-    return response
-
-
-def _unauthorised() -> JsonResponse:
-    return _error(
-        401,
-        "A valid API token is required: send 'Authorization: Bearer <token>'.",
-        WWW_Authenticate='Bearer realm="debrief"',
-    )
 
 
 def _job_json(request, job: CallListJob) -> dict:
@@ -85,18 +71,16 @@ def _job_json(request, job: CallListJob) -> dict:
 def _refusal(request, token, length: int) -> JsonResponse | None:
     """Why a submission cannot be read, checked in this order; None when it can."""
     if request.method != "POST":
-        return _error(405, "Use POST.", Allow="POST")
+        return error(405, "Use POST.", Allow="POST")
     if token is None:
-        return _unauthorised()
+        return unauthorised()
     if not length:
-        return _error(400, "The file is empty.")
+        return error(400, "The file is empty.")
     if request.content_type not in CSV_TYPES:
-        return _error(415, "Send the call list as CSV: 'Content-Type: text/csv'.")
+        return error(415, "Send the call list as CSV: 'Content-Type: text/csv'.")
     limit = calllist.max_bytes()
     if length > limit:
-        return _error(
-            413, f"The body is {length:,} bytes; send at most {limit:,} (split the list)."
-        )
+        return error(413, f"The body is {length:,} bytes; send at most {limit:,} (split the list).")
     return None
 
 
@@ -115,7 +99,7 @@ def _body_limit(request) -> int | None:
 def _too_large(request, length: int) -> JsonResponse:
     """A body over the limit, answered without reading it: what the view would have said."""
     token = authenticate(request.headers.get("Authorization"))
-    return _refusal(request, token, length) or _error(
+    return _refusal(request, token, length) or error(
         413, f"The body is {length:,} bytes; send at most {calllist.max_bytes():,}."
     )
 
@@ -130,7 +114,7 @@ def lists(request):
     try:
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
-        return _error(400, "The Content-Length header is not a number.")
+        return error(400, "The Content-Length header is not a number.")
     refusal = _refusal(request, token, length)
     if refusal is not None:
         return refusal
@@ -141,7 +125,7 @@ def lists(request):
         for block in iter(lambda: request.read(READ_BLOCK), b""):
             size += len(block)
             if size > limit:
-                return _error(413, f"The body is larger than {limit:,} bytes; split the list.")
+                return error(413, f"The body is larger than {limit:,} bytes; split the list.")
             upload.write(block)
         upload.size = size
         upload.flush()
@@ -149,7 +133,7 @@ def lists(request):
             layout = calllist.validate(upload)
             job = jobs.call_list_job_create(upload=upload, layout=layout, api_token=token)
         except calllist.CallListError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
     finally:
         upload.close()
     response = JsonResponse(_job_json(request, job), status=202)
@@ -166,13 +150,13 @@ def _job_of(token, job_id: int) -> CallListJob | None:
 def _job_for(request, job_id: int, *methods: str) -> CallListJob | JsonResponse:
     """The calling token's list `job_id`, or the answer that refuses the request."""
     if request.method not in methods:
-        return _error(405, f"Use {' or '.join(methods)}.", Allow=", ".join(methods))
+        return error(405, f"Use {' or '.join(methods)}.", Allow=", ".join(methods))
     token = authenticate(request.headers.get("Authorization"))
     if token is None:
-        return _unauthorised()
+        return unauthorised()
     job = _job_of(token, job_id)
     if job is None:
-        return _error(404, "No call list of this token has that id.")
+        return error(404, "No call list of this token has that id.")
     return job
 
 
@@ -188,7 +172,7 @@ def list_detail(request, job_id: int):
         try:
             job = jobs.call_list_job_cancel(job=job)
         except ValidationError as exc:
-            return _error(409, " ".join(exc.messages))
+            return error(409, " ".join(exc.messages))
     return JsonResponse(_job_json(request, job))
 
 
@@ -201,20 +185,20 @@ def list_result(request, job_id: int):
     job = jobs.expire_if_due(job)
     jobs.sweep_if_due()
     if job.status in (CallListJobStatus.EXPIRED, CallListJobStatus.CANCELLED):
-        return _error(
+        return error(
             410,
             "This list's checked file is gone: it "
             + ("expired and was deleted." if job.status == "expired" else "was cancelled.")
             + " Send the list again to check it again.",
         )
     if job.status == CallListJobStatus.FAILED:
-        return _error(
+        return error(
             409,
             f"This list's check stopped: {job.error or 'some parts failed.'} To check the "
             f"failed parts again, POST to {reverse('api_call_list_retry', args=[job.pk])}.",
         )
     if job.status != CallListJobStatus.DONE:
-        return _error(
+        return error(
             409,
             f"This list is not checked yet ({job.get_status_display().lower()}): poll its "
             "status until it is done.",
@@ -222,7 +206,7 @@ def list_result(request, job_id: int):
     try:
         handle = open(jobs.result_file(job), "rb")  # noqa: SIM115 (FileResponse closes it)
     except FileNotFoundError:
-        return _error(410, "This list's checked file is gone. Send the list again.")
+        return error(410, "This list's checked file is gone. Send the list again.")
     response = FileResponse(handle, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="call-list-{job.pk}-checked.csv"'
     response["Cache-Control"] = "no-store"  # contacts' data: no cache on the way may keep it
@@ -238,16 +222,11 @@ def list_retry(request, job_id: int):
     try:
         job = jobs.call_list_job_retry(job=jobs.expire_if_due(job))
     except ValidationError as exc:
-        return _error(409, " ".join(exc.messages))
+        return error(409, " ".join(exc.messages))
     return JsonResponse(_job_json(request, job), status=202)
 
 
 # --- the OpenAPI document's paths (merged by suppressions.api._schema) --------------------------
-_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {"error": {"type": "string"}},
-}
 # A list the check takes: a header naming a key column, then at least one row that is not
 # blank; text only (no NUL byte, no quote left open: no quotes at all, to keep it simple).
 _CSV_BODY = (
@@ -317,7 +296,7 @@ def _errors(*codes: int) -> dict:
         415: "The body is not sent as text/csv.",
         500: "A fault on the server; nothing was changed.",
     }
-    return {str(code): _json(said[code], _ERROR) for code in codes}
+    return {str(code): _json(said[code], ERROR_SCHEMA) for code in codes}
 
 
 def schema_paths() -> dict:

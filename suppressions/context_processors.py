@@ -18,12 +18,8 @@ def decisions_waiting(request) -> dict:
 
     # Sections rendered apart (suppressions.brief) run the context processors again: the count
     # is kept on the request, not in this call.
-    count = request.__dict__.get("_decisions_waiting")
-    if count is None:
-
-        @functools.cache
-        def count() -> int:
-            return selectors.overrides_waiting_for(user).count()
-
-        request.__dict__["_decisions_waiting"] = count
-    return {"decisions_waiting": count}
+    if "_decisions_waiting" not in request.__dict__:
+        request.__dict__["_decisions_waiting"] = functools.cache(
+            selectors.overrides_waiting_for(user).count
+        )
+    return {"decisions_waiting": request.__dict__["_decisions_waiting"]}

@@ -46,7 +46,7 @@ ID_CHUNK = 500
 # Cursor "<txid>_<id>", each at most 18 digits (always below 2**63). Opaque to clients: the
 # form may change, an old cursor keeps working.
 CURSOR = re.compile(r"(0|[1-9][0-9]{0,17})_(0|[1-9][0-9]{0,17})")
-CURSOR_PATTERN = r"^(0|[1-9][0-9]{0,17})_(0|[1-9][0-9]{0,17})$"
+CURSOR_PATTERN = rf"^{CURSOR.pattern}$"  # the same, for the OpenAPI document
 START = (0, 0)
 
 
