@@ -24,7 +24,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 
 from accounts.models import User
 from insights import headlines, stats
-from insights.facts import SCOPE_FIELDS
+from insights.facts import SCOPE_FIELDS, _merged
 from insights.models import GapCount, PeriodKind, ScopeKind
 from insights.periods import Period
 from reflections.models import Outcome, QuestionKind, Reason, ReasonSource, Reflection
@@ -225,13 +225,7 @@ Periods = dict[str, set[Period]]
 
 def _windows(periods: Periods) -> list[tuple[datetime.date, datetime.date]]:
     """The periods' days as [start, end) windows, overlapping or touching ones as one."""
-    windows: list[list[datetime.date]] = []
-    for start, end in sorted({(p.start, p.end) for ps in periods.values() for p in ps}):
-        if windows and start <= windows[-1][1]:
-            windows[-1][1] = max(windows[-1][1], end)
-        else:
-            windows.append([start, end])
-    return [(start, end) for start, end in windows]
+    return _merged([(p.start, p.end) for ps in periods.values() for p in ps])
 
 
 def counts(periods: Periods | None = None) -> list[GapCount]:

@@ -608,11 +608,7 @@ def call_list_job_retry(*, job: CallListJob) -> CallListJob:
             )
         # Stamped now, so that the sweep leaves the assembly to the worker it goes to.
         chunks.update(finished_at=now)
-        locked.status = CallListJobStatus.RUNNING
-        locked.error = ""
-        locked.finished_at = None
-        locked.expires_at = now + _keep()
-        locked.save(update_fields=["status", "error", "finished_at", "expires_at"])
+        _restart(locked, now)
         transaction.on_commit(lambda: _dispatch_assembly(locked.pk), robust=True)
         return locked
     again = CallListChunk.objects.filter(job=locked).filter(
@@ -624,13 +620,18 @@ def call_list_job_retry(*, job: CallListJob) -> CallListJob:
     CallListChunk.objects.filter(pk__in=ids).update(
         status=CallListChunkStatus.QUEUED, attempts=0, error="", heartbeat_at=now
     )
-    locked.status = CallListJobStatus.RUNNING
-    locked.error = ""
-    locked.finished_at = None
-    locked.expires_at = now + _keep()
-    locked.save(update_fields=["status", "error", "finished_at", "expires_at"])
+    _restart(locked, now)
     transaction.on_commit(lambda: _dispatch(ids), robust=True)
     return locked
+
+
+def _restart(job: CallListJob, now) -> None:
+    """A stopped job running again, its checked file kept for the full time from now."""
+    job.status = CallListJobStatus.RUNNING
+    job.error = ""
+    job.finished_at = None
+    job.expires_at = now + _keep()
+    job.save(update_fields=["status", "error", "finished_at", "expires_at"])
 
 
 def _dispatch_assembly(job_id: int) -> None:

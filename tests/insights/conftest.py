@@ -195,3 +195,20 @@ def buyer_answer(reflection, label: str | None) -> None:
         request.revision += 1
         request.save(update_fields=["status", "answered_at", "revision"])
         survey_answered.send(sender=SurveyRequest, survey=request)
+
+
+def reopen_deal(reflection) -> None:
+    """As opportunity_reopen does it: the deal open again, its reflection no longer current."""
+    from django.db import transaction
+
+    from reflections import signals
+
+    with transaction.atomic():
+        deal = reflection.opportunity
+        deal.stage, deal.closed_date = Stage.NEGOTIATION, None
+        deal.save(update_fields=["stage", "closed_date"])
+        reflection.current = False
+        reflection.save(update_fields=["current"])
+        signals.opportunity_reopened.send(
+            sender=type(deal), opportunity=deal, reflection=reflection
+        )

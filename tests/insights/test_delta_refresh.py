@@ -32,7 +32,6 @@ from insights.models import (
     Source,
 )
 from insights.periods import Period
-from opportunities.models import Stage
 from reflections import signals
 from reflections.models import (
     Answer,
@@ -51,7 +50,7 @@ from tests.factories import (
     ProductLineFactory,
     UserFactory,
 )
-from tests.insights.conftest import Closer, buyer_answer, d
+from tests.insights.conftest import Closer, buyer_answer, d, reopen_deal
 
 pytestmark = pytest.mark.django_db
 
@@ -138,16 +137,7 @@ class Floor:
         return reflection
 
     def reopen(self, reflection):
-        """As opportunity_reopen does it."""
-        with transaction.atomic():
-            deal = reflection.opportunity
-            deal.stage, deal.closed_date = Stage.NEGOTIATION, None
-            deal.save(update_fields=["stage", "closed_date"])
-            reflection.current = False
-            reflection.save(update_fields=["current"])
-            signals.opportunity_reopened.send(
-                sender=type(deal), opportunity=deal, reflection=reflection
-            )
+        reopen_deal(reflection)
 
     def amend(self, reflection, pick: random.Random):
         """As reflection_amend does it: new answers (and maybe competitor), same outcome."""

@@ -21,7 +21,6 @@ from django.utils import timezone
 from insights import gap, services
 from insights.models import GapCount, ScopeKind
 from insights.periods import Period
-from opportunities.models import Stage
 from reflections import signals
 from reflections.models import Answer, QuestionKind, Reason, Reflection
 from reflections.services import reason_merge
@@ -29,7 +28,7 @@ from surveys.models import (
     SurveyRequest,
 )
 from tests.factories import ProductFactory, ProductLineFactory, UserFactory
-from tests.insights.conftest import Closer, buyer_answer
+from tests.insights.conftest import Closer, buyer_answer, reopen_deal
 
 pytestmark = pytest.mark.django_db
 
@@ -97,16 +96,7 @@ class Floor:
         buyer_answer(reflection, None if unknown else label)
 
     def reopen(self, reflection):
-        """As opportunity_reopen does it."""
-        with transaction.atomic():
-            deal = reflection.opportunity
-            deal.stage, deal.closed_date = Stage.NEGOTIATION, None
-            deal.save(update_fields=["stage", "closed_date"])
-            reflection.current = False
-            reflection.save(update_fields=["current"])
-            signals.opportunity_reopened.send(
-                sender=type(deal), opportunity=deal, reflection=reflection
-            )
+        reopen_deal(reflection)
 
     def amend(self, reflection):
         """As reflection_amend does it: another main reason, maybe from another source."""
